@@ -1,0 +1,352 @@
+//! The policy engine: a compiled, immutable `Policy` and the pure `decide` function, from a
+//! `RequestView` to a `Decision` with its reason. No I/O, no async, no logging.
+//!
+//! The rules follow the WHATWG Fetch standard's CORS protocol
+//! (<https://fetch.spec.whatwg.org/#http-cors-protocol>).
+
+mod decision;
+mod origin;
+mod request;
+
+pub use decision::{
+    merge_vary, AllowOrigin, CorsHeaders, Decision, Denial, DenialReason, OriginRule,
+};
+pub use origin::{AllowedOrigins, Origin, OriginError, OriginPattern, PortMatch, RequestOrigin};
+pub use request::{
+    AcrhError, OriginHeader, RequestHeaderNames, RequestView, Scheme, ACRH, ACRM, ACRPN,
+    MAX_ACRH_BYTES, MAX_ACRH_NAMES,
+};
+
+use std::collections::HashSet;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+
+/// `enforcement`: what the proxy does with a denial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Denied requests get 403 and never reach the upstream.
+    Block,
+    /// Denied requests are forwarded without CORS headers; the browser blocks the read.
+    HeadersOnly,
+    /// Everything is forwarded untouched; decisions are only logged and counted.
+    ReportOnly,
+}
+
+impl Enforcement {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Block => "block",
+            Enforcement::HeadersOnly => "headers-only",
+            Enforcement::ReportOnly => "report-only",
+        }
+    }
+}
+
+/// `allowed_methods`, compared case-sensitively as Fetch does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllowedMethods {
+    /// `"*"` (only without credentials).
+    Any,
+    /// These methods exactly.
+    List(Vec<Method>),
+}
+
+impl AllowedMethods {
+    fn allows(&self, method: &str) -> bool {
+        match self {
+            AllowedMethods::Any => true,
+            AllowedMethods::List(l) => l.iter().any(|m| m.as_str() == method),
+        }
+    }
+}
+
+/// `allowed_headers`, compared case-insensitively.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowedHeaders {
+    /// `"*"` was listed (only without credentials); it never covers `authorization`.
+    pub any: bool,
+    /// The names listed, lowercase.
+    pub names: HashSet<HeaderName>,
+}
+
+impl AllowedHeaders {
+    fn allows(&self, name: &str) -> bool {
+        // HeaderName lookups need an owned name; compare by the lowercase bytes instead so that the
+        // hot path never allocates. Request header lists are short (a handful of names).
+        if self.any && !name.eq_ignore_ascii_case("authorization") {
+            return true;
+        }
+        if name.bytes().all(|b| !b.is_ascii_uppercase()) {
+            return HeaderName::from_bytes(name.as_bytes())
+                .is_ok_and(|n| self.names.contains(&n));
+        }
+        self.names
+            .iter()
+            .any(|n| n.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+/// The validated inputs of a policy; `config::compile` builds it, `Policy::new` precomputes.
+#[derive(Clone, Debug)]
+pub struct PolicySpec {
+    /// The table name.
+    pub name: String,
+    /// Compiled origin allow-list.
+    pub origins: AllowedOrigins,
+    /// Methods.
+    pub methods: AllowedMethods,
+    /// Request headers.
+    pub headers: AllowedHeaders,
+    /// `expose_headers` as written (`"*"` allowed only without credentials).
+    pub expose_headers: Vec<String>,
+    /// Credentials.
+    pub allow_credentials: bool,
+    /// `Access-Control-Max-Age` seconds.
+    pub max_age: Option<u32>,
+    /// Answer Private Network Access preflights.
+    pub allow_private_network: bool,
+    /// 200 or 204.
+    pub preflight_status: StatusCode,
+    /// Enforcement mode.
+    pub enforcement: Enforcement,
+}
+
+/// A compiled policy: the rules plus every response header value, built once.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    spec: PolicySpec,
+    preflight: CorsHeaders,
+    actual: CorsHeaders,
+    vary_origin: Option<HeaderValue>,
+}
+
+const ACAC: HeaderName = header::ACCESS_CONTROL_ALLOW_CREDENTIALS;
+
+impl Policy {
+    /// Precompute every header value. The spec is already validated, so header values built from
+    /// tokens and numbers cannot fail; a failure would be a bug in validation and is skipped.
+    pub fn new(spec: PolicySpec) -> Policy {
+        let allow_origin = if spec.origins.allows_any() && !spec.allow_credentials {
+            AllowOrigin::Any
+        } else {
+            AllowOrigin::Echo
+        };
+        let vary_origin =
+            (allow_origin == AllowOrigin::Echo).then(|| HeaderValue::from_static("Origin"));
+        let mut common = Vec::new();
+        if spec.allow_credentials {
+            common.push((ACAC, HeaderValue::from_static("true")));
+        }
+        let mut preflight = common.clone();
+        let methods = match &spec.methods {
+            AllowedMethods::Any => "*".to_owned(),
+            AllowedMethods::List(l) => join(l.iter().map(Method::as_str)),
+        };
+        push(&mut preflight, header::ACCESS_CONTROL_ALLOW_METHODS, &methods);
+        let mut names: Vec<&str> = spec.headers.names.iter().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        if spec.headers.any {
+            // `*` never covers Authorization, so it stays listed by name next to `*`.
+            names.retain(|n| *n == "authorization");
+            names.insert(0, "*");
+        }
+        if !names.is_empty() {
+            push(
+                &mut preflight,
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                &join(names.into_iter()),
+            );
+        }
+        if let Some(age) = spec.max_age {
+            push(
+                &mut preflight,
+                header::ACCESS_CONTROL_MAX_AGE,
+                &age.to_string(),
+            );
+        }
+        let mut actual = common;
+        if !spec.expose_headers.is_empty() {
+            push(
+                &mut actual,
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                &join(spec.expose_headers.iter().map(String::as_str)),
+            );
+        }
+        let mut preflight_vary = String::from("Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
+        if spec.allow_private_network {
+            preflight_vary.push_str(", Access-Control-Request-Private-Network");
+        }
+        Policy {
+            preflight: CorsHeaders {
+                allow_origin,
+                fixed: preflight,
+                vary: HeaderValue::from_str(&preflight_vary).ok(),
+            },
+            actual: CorsHeaders {
+                allow_origin,
+                fixed: actual,
+                vary: vary_origin.clone(),
+            },
+            vary_origin,
+            spec,
+        }
+    }
+
+    /// The table name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The validated inputs.
+    pub fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+
+    /// The enforcement mode.
+    pub fn enforcement(&self) -> Enforcement {
+        self.spec.enforcement
+    }
+
+    /// The status of an allowed preflight answer.
+    pub fn preflight_status(&self) -> StatusCode {
+        self.spec.preflight_status
+    }
+}
+
+fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items.collect::<Vec<_>>().join(", ")
+}
+
+fn push(list: &mut Vec<(HeaderName, HeaderValue)>, name: HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        list.push((name, v));
+    }
+}
+
+/// Decide what to do with one request under `policy`; `own_origins` are the route's extra
+/// same-origin origins.
+pub fn decide<'a>(
+    policy: &'a Policy,
+    own_origins: &[Origin],
+    req: &RequestView<'a>,
+) -> Decision<'a> {
+    let vary = policy.vary_origin.as_ref();
+    let preflight = req.is_preflight();
+    let deny = |reason, detail| {
+        let d = Denial { reason, detail };
+        if preflight {
+            Decision::PreflightDenied(d)
+        } else {
+            Decision::Denied(d)
+        }
+    };
+    let value = match req.origin() {
+        OriginHeader::Absent => return Decision::NotCors { vary },
+        OriginHeader::Several => {
+            return deny(DenialReason::MalformedOrigin, "several Origin headers")
+        }
+        OriginHeader::One(v) => v,
+    };
+    let Ok(text) = value.to_str() else {
+        return deny(DenialReason::MalformedOrigin, "non-ASCII Origin");
+    };
+    let websocket = !preflight && req.is_websocket();
+    let rule = if text == "null" {
+        if !policy.spec.origins.allows_null() {
+            return deny(DenialReason::NullOrigin, "null");
+        }
+        OriginRule::Null
+    } else {
+        let Ok(origin) = RequestOrigin::parse(text) else {
+            return deny(DenialReason::MalformedOrigin, text);
+        };
+        if is_same_origin(&origin, req) || own_origins.iter().any(|o| o.same_as(&origin)) {
+            return Decision::SameOrigin { vary };
+        }
+        match policy.spec.origins.find(&origin) {
+            Some(rule) => rule,
+            None if websocket => return deny(DenialReason::WebsocketOrigin, text),
+            None => return deny(DenialReason::OriginNotAllowed, text),
+        }
+    };
+    if preflight {
+        return decide_preflight(policy, req, value, rule);
+    }
+    if !websocket && !policy.spec.methods.allows(req.method.as_str()) {
+        return deny(DenialReason::MethodNotAllowed, req.method.as_str());
+    }
+    Decision::Allowed {
+        response: &policy.actual,
+        origin: value,
+        rule,
+    }
+}
+
+fn decide_preflight<'a>(
+    policy: &'a Policy,
+    req: &RequestView<'a>,
+    origin: &'a HeaderValue,
+    rule: OriginRule<'a>,
+) -> Decision<'a> {
+    let deny = |reason, detail| Decision::PreflightDenied(Denial { reason, detail });
+    let method = req
+        .request_method()
+        .and_then(|m| m.to_str().ok())
+        .unwrap_or("");
+    let method_ok = Method::from_bytes(method.as_bytes()).is_ok();
+    if !method_ok || !policy.spec.methods.allows(method) {
+        return deny(DenialReason::MethodNotAllowed, method);
+    }
+    for name in req.request_headers() {
+        match name {
+            Ok(name) if policy.spec.headers.allows(name) => {}
+            Ok(name) => return deny(DenialReason::HeaderNotAllowed, name),
+            Err(AcrhError::TooLong) => {
+                return deny(DenialReason::HeaderNotAllowed, "header list too long")
+            }
+            Err(AcrhError::TooMany) => {
+                return deny(DenialReason::HeaderNotAllowed, "too many header names")
+            }
+            Err(AcrhError::Invalid) => {
+                return deny(DenialReason::HeaderNotAllowed, "invalid header name")
+            }
+        }
+    }
+    let private_network = req.wants_private_network();
+    if private_network && !policy.spec.allow_private_network {
+        return deny(
+            DenialReason::PrivateNetworkNotAllowed,
+            "access-control-request-private-network",
+        );
+    }
+    Decision::PreflightAllowed {
+        response: &policy.preflight,
+        origin,
+        private_network,
+        rule,
+    }
+}
+
+/// Same-origin per Fetch: the Origin equals the origin the request was addressed to, i.e. the
+/// listener's scheme plus the Host (<https://html.spec.whatwg.org/#same-origin>).
+fn is_same_origin(origin: &RequestOrigin<'_>, req: &RequestView<'_>) -> bool {
+    let Some(host) = req.host else { return false };
+    if *origin.scheme != *req.scheme.as_str() {
+        return false;
+    }
+    let name = crate::routes::host_of(host);
+    let port = match host.get(name.len()..).and_then(|p| p.strip_prefix(':')) {
+        None | Some("") => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p == req.scheme.default_port() => None,
+            Ok(p) => Some(p),
+            Err(_) => return false,
+        },
+    };
+    port == origin.port && name.eq_ignore_ascii_case(&origin.host)
+}
+
+#[cfg(test)]
+mod tests;

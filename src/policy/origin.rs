@@ -1,0 +1,460 @@
+//! Origins: the strict parser for request `Origin` values and config patterns, and `AllowedOrigins`,
+//! the compiled allow-list (exact hosts, label-suffix wildcards, any-port entries, anchored regexes).
+//!
+//! Written by hand rather than with the `url` crate on purpose: an origin is the tiny grammar
+//! `scheme "://" host [":" port]` (<https://html.spec.whatwg.org/#ascii-serialisation-of-an-origin>),
+//! and a URL parser is lenient exactly where an allow-list must not be (paths, userinfo, IDNA mapping,
+//! percent-decoding). Everything that is not that grammar is rejected, and nothing here allocates
+//! unless the input needs lowercasing.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::decision::OriginRule;
+
+/// A normalised origin: lowercase scheme and host, default port dropped.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    /// Parse and normalise a serialized origin such as `https://App.example.com:443`.
+    pub fn parse(s: &str) -> Result<Origin, OriginError> {
+        let p = parse_parts(s, false)?;
+        if p.any_port {
+            return Err(OriginError::BadPort);
+        }
+        Ok(Origin {
+            scheme: p.scheme.into_owned(),
+            host: p.host.into_owned(),
+            port: p.port,
+        })
+    }
+
+    /// The normalised scheme.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The normalised host (IPv6 in brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port, `None` for the scheme's default.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    pub(crate) fn same_as(&self, o: &RequestOrigin<'_>) -> bool {
+        self.scheme == o.scheme && self.host == o.host && self.port == o.port
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a string is not an origin or origin pattern.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    /// No `scheme://`.
+    #[error("an origin is scheme://host[:port]; this has no valid scheme")]
+    BadScheme,
+    /// `user@` before the host.
+    #[error("an origin has no userinfo (user@)")]
+    Userinfo,
+    /// Anything after the authority.
+    #[error("an origin has no path, query or fragment")]
+    HasPath,
+    /// A trailing slash.
+    #[error("an origin has no trailing slash")]
+    TrailingSlash,
+    /// Nothing between `://` and the port.
+    #[error("the host is empty")]
+    EmptyHost,
+    /// Characters a host cannot have.
+    #[error("the host holds characters a host cannot have (write IDNs in their xn-- form)")]
+    BadHost,
+    /// Port not 1-65535, or empty.
+    #[error("the port must be a number from 1 to 65535, or * in a pattern")]
+    BadPort,
+    /// `*` anywhere but as the whole leftmost label.
+    #[error("a wildcard is only allowed as the whole leftmost label: https://*.example.com")]
+    WildcardPlacement,
+    /// `*.` directly over a public suffix.
+    #[error("*.{0} would allow every site under the public suffix {0}")]
+    PublicSuffix(String),
+}
+
+/// A request's `Origin`, parsed and normalised, borrowing when it is already canonical.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestOrigin<'a> {
+    /// Lowercase scheme.
+    pub scheme: Cow<'a, str>,
+    /// Lowercase host.
+    pub host: Cow<'a, str>,
+    /// Port, `None` for the default.
+    pub port: Option<u16>,
+    /// The canonical serialization (what regexes see).
+    pub serialized: Cow<'a, str>,
+}
+
+impl<'a> RequestOrigin<'a> {
+    /// Parse an `Origin` header value. `null` is not an origin here; callers check it first.
+    pub fn parse(s: &'a str) -> Result<Self, OriginError> {
+        let p = parse_parts(s, false)?;
+        if p.any_port {
+            return Err(OriginError::BadPort);
+        }
+        let canonical = matches!(p.scheme, Cow::Borrowed(_))
+            && matches!(p.host, Cow::Borrowed(_))
+            && !p.explicit_default_port;
+        let serialized = if canonical {
+            Cow::Borrowed(s)
+        } else {
+            let mut o = format!("{}://{}", p.scheme, p.host);
+            if let Some(port) = p.port {
+                o.push_str(&format!(":{port}"));
+            }
+            Cow::Owned(o)
+        };
+        Ok(RequestOrigin {
+            scheme: p.scheme,
+            host: p.host,
+            port: p.port,
+            serialized,
+        })
+    }
+}
+
+/// One parsed config pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OriginPattern {
+    /// `*`.
+    Any,
+    /// `null`.
+    Null,
+    /// scheme://host[:port] or with `*.` host and/or `:*` port.
+    Host {
+        /// Lowercase scheme.
+        scheme: String,
+        /// Lowercase host, or the suffix after `*.` when `wildcard`.
+        host: String,
+        /// `*.host`.
+        wildcard: bool,
+        /// Which ports.
+        port: PortMatch,
+    },
+}
+
+/// Which ports a pattern allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortMatch {
+    /// Exactly this one (`None` = the scheme's default).
+    Is(Option<u16>),
+    /// `:*`: any port, the default included.
+    Any,
+}
+
+impl OriginPattern {
+    /// Parse a config pattern; wildcards over public suffixes are rejected here.
+    pub fn parse(s: &str) -> Result<OriginPattern, OriginError> {
+        if s == "*" {
+            return Ok(OriginPattern::Any);
+        }
+        if s == "null" {
+            return Ok(OriginPattern::Null);
+        }
+        let p = parse_parts(s, true)?;
+        let (host, wildcard) = match p.host.strip_prefix("*.") {
+            Some(suffix) => {
+                // A wildcard over a public suffix (*.com, *.co.uk, *.github.io) allows unrelated
+                // sites. Only suffixes the list knows are refused, so `*.localhost` stays usable.
+                if psl::suffix(suffix.as_bytes()).is_some_and(|sfx| {
+                    sfx.is_known() && sfx.as_bytes().len() == suffix.len()
+                }) {
+                    return Err(OriginError::PublicSuffix(suffix.to_owned()));
+                }
+                (suffix.to_owned(), true)
+            }
+            None => (p.host.into_owned(), false),
+        };
+        Ok(OriginPattern::Host {
+            scheme: p.scheme.into_owned(),
+            host,
+            wildcard,
+            port: if p.any_port {
+                PortMatch::Any
+            } else {
+                PortMatch::Is(p.port)
+            },
+        })
+    }
+}
+
+struct Parts<'a> {
+    scheme: Cow<'a, str>,
+    host: Cow<'a, str>,
+    port: Option<u16>,
+    any_port: bool,
+    explicit_default_port: bool,
+}
+
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
+    }
+}
+
+fn parse_parts(s: &str, pattern: bool) -> Result<Parts<'_>, OriginError> {
+    let (scheme, rest) = s.split_once("://").ok_or(OriginError::BadScheme)?;
+    let scheme_ok = scheme.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !scheme_ok {
+        return Err(OriginError::BadScheme);
+    }
+    if rest.contains('@') {
+        return Err(OriginError::Userinfo);
+    }
+    if let Some(i) = rest.find(['/', '?', '#', '\\']) {
+        return Err(if &rest[i..] == "/" {
+            OriginError::TrailingSlash
+        } else {
+            OriginError::HasPath
+        });
+    }
+    let (host, port_str) = split_host_port(rest)?;
+    if host.is_empty() {
+        return Err(OriginError::EmptyHost);
+    }
+    check_host(host, pattern)?;
+    let scheme = lower(scheme);
+    let (port, any_port, explicit_default_port) = match port_str {
+        None => (None, false, false),
+        Some("*") if pattern => (None, true, false),
+        Some(p) => {
+            let valid = !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+            let n: u16 = match p.parse() {
+                Ok(n) if valid && n != 0 => n,
+                _ => return Err(OriginError::BadPort),
+            };
+            if default_port(&scheme) == Some(n) {
+                (None, false, true)
+            } else {
+                (Some(n), false, false)
+            }
+        }
+    };
+    Ok(Parts {
+        scheme,
+        host: lower(host),
+        port,
+        any_port,
+        explicit_default_port,
+    })
+}
+
+fn split_host_port(rest: &str) -> Result<(&str, Option<&str>), OriginError> {
+    if rest.starts_with('[') {
+        let end = rest.find(']').ok_or(OriginError::BadHost)?;
+        let (host, after) = rest.split_at(end + 1);
+        return match after {
+            "" => Ok((host, None)),
+            _ => match after.strip_prefix(':') {
+                Some(p) => Ok((host, Some(p))),
+                None => Err(OriginError::BadHost),
+            },
+        };
+    }
+    Ok(match rest.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    })
+}
+
+fn check_host(host: &str, pattern: bool) -> Result<(), OriginError> {
+    if let Some(inner) = host.strip_prefix('[') {
+        let inner = inner.strip_suffix(']').ok_or(OriginError::BadHost)?;
+        return match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(OriginError::BadHost),
+        };
+    }
+    let body = match host.strip_prefix("*.") {
+        Some(b) if pattern => b,
+        _ => host,
+    };
+    if body.contains('*') {
+        return Err(OriginError::WildcardPlacement);
+    }
+    if !body.is_ascii() {
+        return Err(OriginError::BadHost);
+    }
+    if body.is_empty() {
+        return Err(OriginError::EmptyHost);
+    }
+    let labels_ok = body.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    if !labels_ok || body.len() > 253 {
+        return Err(OriginError::BadHost);
+    }
+    Ok(())
+}
+
+// === impl AllowedOrigins ===
+
+#[derive(Clone, Debug, Default)]
+struct PortEntries(Vec<(PortMatch, Option<Box<str>>)>);
+
+impl PortEntries {
+    /// The rule that lets `port` in: `None` in the tuple's second place means an exact entry.
+    fn find(&self, port: Option<u16>) -> Option<OriginRule<'_>> {
+        self.0.iter().find_map(|(m, pattern)| {
+            let hit = match m {
+                PortMatch::Any => true,
+                PortMatch::Is(p) => *p == port,
+            };
+            hit.then(|| match pattern {
+                Some(p) => OriginRule::Pattern(p),
+                None => OriginRule::Exact,
+            })
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct SchemeIndex {
+    hosts: HashMap<Box<str>, PortEntries>,
+    wildcards: HashMap<Box<str>, PortEntries>,
+}
+
+/// The compiled allow-list of one policy.
+#[derive(Clone, Debug, Default)]
+pub struct AllowedOrigins {
+    any: bool,
+    null: bool,
+    schemes: Vec<(Box<str>, SchemeIndex)>,
+    regexes: Option<(regex::RegexSet, Vec<Box<str>>)>,
+    exact_count: usize,
+    pattern_count: usize,
+}
+
+impl AllowedOrigins {
+    /// Add a parsed pattern; `text` is the pattern as written, kept for `explain`.
+    pub fn add(&mut self, pattern: &OriginPattern, text: &str) {
+        let OriginPattern::Host {
+            scheme,
+            host,
+            wildcard,
+            port,
+        } = pattern
+        else {
+            match pattern {
+                OriginPattern::Any => self.any = true,
+                _ => self.null = true,
+            }
+            return;
+        };
+        let exact = !*wildcard && matches!(port, PortMatch::Is(_));
+        let idx = match self.schemes.iter().position(|(s, _)| **s == **scheme) {
+            Some(i) => i,
+            None => {
+                self.schemes
+                    .push((scheme.as_str().into(), SchemeIndex::default()));
+                self.schemes.len() - 1
+            }
+        };
+        let index = &mut self.schemes[idx].1;
+        let map = if *wildcard {
+            &mut index.wildcards
+        } else {
+            &mut index.hosts
+        };
+        let label = (!exact).then(|| Box::<str>::from(text));
+        map.entry(host.as_str().into())
+            .or_default()
+            .0
+            .push((*port, label));
+        if exact {
+            self.exact_count += 1;
+        } else {
+            self.pattern_count += 1;
+        }
+    }
+
+    /// Set the anchored regexes (already validated); `texts` are the regexes as written.
+    pub fn set_regexes(&mut self, set: regex::RegexSet, texts: Vec<Box<str>>) {
+        self.regexes = (!texts.is_empty()).then_some((set, texts));
+    }
+
+    /// Whether `"*"` is in the list.
+    pub fn allows_any(&self) -> bool {
+        self.any
+    }
+
+    /// Whether `"null"` is in the list.
+    pub fn allows_null(&self) -> bool {
+        self.null
+    }
+
+    /// (exact origins, wildcard/any-port patterns, regexes), for `check`'s summary.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let regexes = self.regexes.as_ref().map_or(0, |(_, t)| t.len());
+        (self.exact_count, self.pattern_count, regexes)
+    }
+
+    /// The rule that allows `origin`, if any. `null` never reaches here (see `decide`).
+    pub fn find(&self, origin: &RequestOrigin<'_>) -> Option<OriginRule<'_>> {
+        if self.any {
+            return Some(OriginRule::Any);
+        }
+        if let Some((_, index)) = self.schemes.iter().find(|(s, _)| **s == *origin.scheme) {
+            let host: &str = &origin.host;
+            if let Some(rule) = index.hosts.get(host).and_then(|p| p.find(origin.port)) {
+                return Some(rule);
+            }
+            if !index.wildcards.is_empty() && !host.starts_with('[') {
+                let mut rest = host;
+                while let Some(dot) = rest.find('.') {
+                    rest = &rest[dot + 1..];
+                    if let Some(rule) = index.wildcards.get(rest).and_then(|p| p.find(origin.port))
+                    {
+                        return Some(rule);
+                    }
+                }
+            }
+        }
+        let (set, texts) = self.regexes.as_ref()?;
+        let i = set.matches(&origin.serialized).into_iter().next()?;
+        Some(OriginRule::Regex(&texts[i]))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! `Snapshot`: everything one config file compiles to (settings, upstreams, policies, routes), immutable
+//! and evaluated without I/O. The proxy holds one `Arc<Snapshot>` per request through arc-swap.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::policy::{decide, Decision, Policy, RequestView};
+use crate::routes::{Route, RouteTable};
+
+/// The compiled form of one config file.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The file it was compiled from.
+    pub source: PathBuf,
+    /// `[server]`.
+    pub server: ServerSettings,
+    /// `[log]`.
+    pub log: LogSettings,
+    /// `[upstreams.NAME]`, sorted by name; routes refer to them by index.
+    pub upstreams: Vec<Upstream>,
+    /// `[policies.NAME]`, sorted by name; routes refer to them by index.
+    pub policies: Vec<Policy>,
+    /// `[[routes]]`, indexed for lookup.
+    pub routes: RouteTable,
+}
+
+/// The result of evaluating one request against a snapshot.
+#[derive(Debug)]
+pub struct Evaluation<'a> {
+    /// The route that matched, if any.
+    pub route: Option<&'a Route>,
+    /// The route's policy.
+    pub policy: Option<&'a Policy>,
+    /// What to do with the request.
+    pub decision: Decision<'a>,
+}
+
+impl Snapshot {
+    /// Route the request, then let the route's policy decide. Pure: this is what the proxy, `explain`
+    /// and the tests all call.
+    pub fn evaluate<'a>(&'a self, req: &RequestView<'a>) -> Evaluation<'a> {
+        let Some(route) = self.routes.find(req.host, req.path) else {
+            return Evaluation {
+                route: None,
+                policy: None,
+                decision: Decision::NoRoute,
+            };
+        };
+        let policy = &self.policies[route.policy];
+        Evaluation {
+            route: Some(route),
+            policy: Some(policy),
+            decision: decide(policy, &route.own_origins, req),
+        }
+    }
+
+    /// The upstream a route forwards to.
+    pub fn upstream(&self, route: &Route) -> &Upstream {
+        &self.upstreams[route.upstream]
+    }
+}
+
+/// `[server]`, with defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Data-plane listen addresses.
+    pub listen: Vec<SocketAddr>,
+    /// Admin listen address.
+    pub admin: Option<SocketAddr>,
+    /// TLS on the data listeners; paths already resolved against the config file's directory.
+    pub tls: Option<TlsFiles>,
+    /// How long a client may take to send a request head.
+    pub header_read_timeout: Duration,
+    /// Open connections at most; more wait for a free slot.
+    pub max_connections: usize,
+    /// How long in-flight requests may run after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Reload when the file changes.
+    pub watch_config: bool,
+}
+
+/// A certificate chain and key, as paths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, RSA or EC).
+    pub key: PathBuf,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// Default level filter (RUST_LOG overrides).
+    pub level: String,
+    /// One access event per request.
+    pub access_log: bool,
+}
+
+/// `log.format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+/// `[upstreams.NAME]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    /// The table name.
+    pub name: String,
+    /// `http` or `https`.
+    pub scheme: http::uri::Scheme,
+    /// host[:port] to connect to, and the Host header unless `preserve_host`.
+    pub authority: http::uri::Authority,
+    /// A path the upstream URL carried (no trailing slash; empty for none), prepended to forwarded paths.
+    pub base_path: String,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole response head.
+    pub timeout: Duration,
+    /// A private CA for an https upstream, resolved against the config's directory.
+    pub ca_file: Option<PathBuf>,
+    /// Keep the client's Host header.
+    pub preserve_host: bool,
+}
