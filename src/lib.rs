@@ -6,10 +6,18 @@
 //! - [`policy`]: origin matching and the pure `decide` function (no I/O).
 //! - [`routes`]: host and path-prefix routing.
 //! - [`snapshot`]: the compiled config, evaluated per request.
+//! - [`observe`]: the data path's door to logs and metrics.
+//! - [`server`]: listeners and connections; [`proxy`] (issue 3) the per-request service.
+//! - [`report`]: `check` and `explain` output; [`cli`]: the command line; [`demo`]: `corsgate demo`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod observe;
 pub mod policy;
+pub mod report;
 pub mod routes;
+pub mod server;
 pub mod snapshot;
