@@ -45,8 +45,8 @@ pub(super) fn compile(
     let mut policy_index = HashMap::new();
     let mut policies = Vec::new();
     for (name, e) in &raw.policies {
-        if let Some((p, _)) = entry(Some(e), d) {
-            if let Some(p) = policy::compile_policy(name.get_ref(), p, d) {
+        if let Some((p, span)) = entry(Some(e), d) {
+            if let Some(p) = policy::compile_policy(name.get_ref(), p, span, d) {
                 policy_index.insert(name.get_ref().as_str(), policies.len());
                 policies.push(p);
             }
@@ -503,6 +503,3 @@ fn warn_unused(raw: &RawConfig, d: &mut Diagnostics<'_>) {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -22,6 +22,7 @@ const MAX_MAX_AGE: i64 = 86400;
 pub(super) fn compile_policy(
     name: &str,
     raw: &RawPolicy,
+    span: std::ops::Range<usize>,
     d: &mut Diagnostics<'_>,
 ) -> Option<Policy> {
     let errors_before = d.error_count();
@@ -66,7 +67,7 @@ pub(super) fn compile_policy(
     compile_regexes(&raw.allowed_origin_regex, creds, &mut origins, d);
     if raw.allowed_origins.is_empty() && raw.allowed_origin_regex.is_empty() {
         d.warn(
-            0..0,
+            span,
             format!("policy {name:?} allows no origin: every cross-origin request will be denied"),
         );
     }
@@ -145,7 +146,7 @@ fn compile_regexes(
     creds: bool,
     origins: &mut AllowedOrigins,
     d: &mut Diagnostics<'_>,
-) -> bool {
+) {
     let mut ok = true;
     let mut anchored = Vec::new();
     let mut texts = Vec::new();
@@ -156,7 +157,14 @@ fn compile_regexes(
             (Ok(re), Ok(hir)) => (re, hir),
             (Err(e), _) => {
                 ok = false;
-                d.error(entry.span(), format!("invalid regex: {e}"));
+                // regex's message draws a caret under the pattern over several lines; keep the last.
+                let msg = e.to_string();
+                let last = msg
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                d.error(entry.span(), format!("invalid regex: {last}"));
                 continue;
             }
             (_, Err(e)) => {
@@ -194,14 +202,12 @@ fn compile_regexes(
         match regex::RegexSet::new(&anchored) {
             Ok(set) => origins.set_regexes(set, texts),
             Err(e) => {
-                ok = false;
                 if let Some(first) = entries.first() {
                     d.error(first.span(), format!("invalid regex set: {e}"));
                 }
             }
         }
     }
-    ok
 }
 
 fn compile_methods(
