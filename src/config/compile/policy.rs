@@ -270,7 +270,7 @@ fn compile_methods(
 }
 
 /// (had `*`, lowercase names, names as written) or `None` on error.
-type HeaderList = (bool, HashSet<HeaderName>, Vec<String>);
+type HeaderList = (bool, HashSet<Box<str>>, Vec<String>);
 
 fn compile_headers(
     entries: &[Spanned<String>],
@@ -298,7 +298,7 @@ fn compile_headers(
         }
         match HeaderName::from_bytes(h.as_bytes()) {
             Ok(name) => {
-                out.1.insert(name);
+                out.1.insert(name.as_str().into());
                 out.2.push(h.to_owned());
             }
             Err(_) => {
