@@ -3,12 +3,32 @@
 //!
 //! Hot-path rule: per-route metric handles are created when a snapshot is installed
 //! (`Observer::route_handles`), so recording a request never takes a lock or allocates a label.
+//! Log field names are documented in docs/observability.md and are part of the interface.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use tracing::Level;
 
 use crate::policy::DenialReason;
 use crate::snapshot::Snapshot;
+use crate::telemetry::metrics::{
+    kind_index, outcome_index, reason_index, Metrics, RouteSeries, UNMATCHED,
+};
+use crate::telemetry::{
+    Admit, LogLimiter, ACCESS_TARGET, DENIAL_TARGET, MISMATCH_TARGET, UPSTREAM_TARGET,
+};
+
+/// Denial (and mismatch, and upstream-error) log lines per second per route or upstream, before
+/// the rest are counted and summarised in one line.
+pub const DEFAULT_LOG_LINES_PER_SECOND: u32 = 10;
+
+/// Request values (origin, offending header) longer than this are cut in log lines, so that one
+/// request cannot write a line of unbounded size.
+const MAX_LOGGED_VALUE: usize = 256;
 
 /// One finished request, as the access log and the metrics see it. Borrowed; nothing is formatted
 /// unless a log line is actually written.
@@ -71,13 +91,58 @@ impl UpstreamErrorKind {
 /// Per-snapshot handles (one entry per route and per upstream), built at install time.
 #[derive(Debug, Default)]
 pub struct RouteHandles {
-    _private: (),
+    routes: Box<[RouteEntry]>,
+    /// `None` only for `RouteHandles::default()`, which records nothing.
+    unmatched: Option<RouteEntry>,
+    upstreams: Box<[UpstreamEntry]>,
+}
+
+/// One route: its names (for log lines), metric series and log budgets.
+#[derive(Debug)]
+struct RouteEntry {
+    name: Box<str>,
+    policy: Option<Box<str>>,
+    upstream: Option<Box<str>>,
+    series: RouteSeries,
+    limits: Arc<RouteLimits>,
+}
+
+/// Log budgets that outlive a reload (found again by route name), so a reload does not reset them.
+#[derive(Debug)]
+struct RouteLimits {
+    denial: LogLimiter,
+    mismatch: LogLimiter,
+}
+
+#[derive(Debug)]
+struct UpstreamEntry {
+    name: Box<str>,
+    errors: [Counter; 4],
+    limit: Arc<LogLimiter>,
 }
 
 /// Logs, metrics and readiness.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Observer {
-    _private: (),
+    metrics: Metrics,
+    ready: AtomicBool,
+    /// Origin of the rate limiters' one-second windows.
+    epoch: Instant,
+    lines_per_second: u32,
+    /// Install-time only (never locked per request): budgets by route and upstream name.
+    limits: Mutex<Budgets>,
+}
+
+#[derive(Debug, Default)]
+struct Budgets {
+    routes: HashMap<Box<str>, Arc<RouteLimits>>,
+    upstreams: HashMap<Box<str>, Arc<LogLimiter>>,
+}
+
+impl Default for Observer {
+    fn default() -> Observer {
+        Observer::with_log_rate(DEFAULT_LOG_LINES_PER_SECOND)
+    }
 }
 
 impl Observer {
@@ -86,47 +151,267 @@ impl Observer {
         Arc::new(Observer::default())
     }
 
+    /// An observer writing at most `lines_per_second` denial lines per route (likewise mismatch
+    /// lines per route and upstream-error lines per upstream); 0 turns those lines off.
+    pub fn with_log_rate(lines_per_second: u32) -> Observer {
+        Observer {
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(false),
+            epoch: Instant::now(),
+            lines_per_second,
+            limits: Mutex::new(Budgets::default()),
+        }
+    }
+
     /// Build the handles for a snapshot about to be installed (startup and every reload).
     pub fn route_handles(&self, snapshot: &Snapshot) -> RouteHandles {
-        let _ = snapshot;
-        RouteHandles::default()
+        let mut budgets = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = Budgets::default();
+        let upstreams = snapshot
+            .upstreams
+            .iter()
+            .map(|u| {
+                let name: Box<str> = u.name.as_str().into();
+                let limit = budgets
+                    .upstreams
+                    .remove(&name)
+                    .unwrap_or_else(|| Arc::new(LogLimiter::new(self.lines_per_second)));
+                kept.upstreams.insert(name.clone(), Arc::clone(&limit));
+                UpstreamEntry {
+                    errors: self.metrics.upstream(&name),
+                    name,
+                    limit,
+                }
+            })
+            .collect();
+        let routes = snapshot
+            .routes
+            .iter()
+            .map(|r| {
+                let name: Box<str> = r.name.as_str().into();
+                let limits = budgets.routes.remove(&name).unwrap_or_else(|| {
+                    Arc::new(RouteLimits {
+                        denial: LogLimiter::new(self.lines_per_second),
+                        mismatch: LogLimiter::new(self.lines_per_second),
+                    })
+                });
+                kept.routes.insert(name.clone(), Arc::clone(&limits));
+                RouteEntry {
+                    series: self.metrics.route(&name),
+                    policy: snapshot.policies.get(r.policy).map(|p| p.name().into()),
+                    upstream: snapshot
+                        .upstreams
+                        .get(r.upstream)
+                        .map(|u| u.name.as_str().into()),
+                    name,
+                    limits,
+                }
+            })
+            .collect();
+        // Budgets of routes that are gone are dropped, so renames do not accumulate.
+        *budgets = kept;
+        RouteHandles {
+            routes,
+            unmatched: Some(RouteEntry {
+                name: UNMATCHED.into(),
+                policy: None,
+                upstream: None,
+                series: self.metrics.unmatched(),
+                limits: Arc::new(RouteLimits {
+                    denial: LogLimiter::new(self.lines_per_second),
+                    mismatch: LogLimiter::new(self.lines_per_second),
+                }),
+            }),
+            upstreams,
+        }
     }
 
     /// One finished request: counts it, times it, and writes the access and denial logs.
     pub fn request(&self, handles: &RouteHandles, snapshot: &Snapshot, rec: &AccessRecord<'_>) {
-        let _ = (handles, snapshot, rec);
+        let entry = rec
+            .route
+            .and_then(|i| handles.routes.get(i))
+            .or(handles.unmatched.as_ref());
+        if let Some(entry) = entry {
+            if let Some(i) = outcome_index(rec.decision) {
+                entry.series.outcomes[i].inc();
+            }
+            if let Some((reason, _)) = rec.denial {
+                entry.series.denials[reason_index(reason)].inc();
+            }
+            entry.series.duration.observe(rec.total);
+        }
+        if snapshot.log.access_log {
+            access_event(entry, rec);
+        }
+        if let (Some(denial), Some(entry)) = (rec.denial, entry) {
+            if tracing::enabled!(target: DENIAL_TARGET, Level::WARN) {
+                if let Admit::Log { suppressed } = entry.limits.denial.admit(self.now_sec()) {
+                    denial_event(entry, rec, denial, suppressed);
+                }
+            }
+        }
     }
 
     /// An upstream failure, by upstream index.
     pub fn upstream_error(&self, handles: &RouteHandles, upstream: usize, kind: UpstreamErrorKind) {
-        let _ = (handles, upstream, kind);
+        let Some(entry) = handles.upstreams.get(upstream) else {
+            return;
+        };
+        entry.errors[kind_index(kind)].inc();
+        if !tracing::enabled!(target: UPSTREAM_TARGET, Level::WARN) {
+            return;
+        }
+        if let Admit::Log { suppressed } = entry.limit.admit(self.now_sec()) {
+            if suppressed > 0 {
+                tracing::warn!(target: UPSTREAM_TARGET, upstream = &*entry.name, suppressed,
+                    "suppressed {suppressed} upstream error lines");
+            }
+            tracing::warn!(target: UPSTREAM_TARGET, upstream = &*entry.name, kind = kind.as_str(),
+                "upstream request failed");
+        }
     }
 
     /// report-only: the upstream's own CORS headers disagree with what corsgate would have sent.
     pub fn mismatch(&self, handles: &RouteHandles, route: usize, detail: &str) {
-        let _ = (handles, route, detail);
+        let Some(entry) = handles.routes.get(route) else {
+            return;
+        };
+        entry.series.mismatch.inc();
+        if !tracing::enabled!(target: MISMATCH_TARGET, Level::WARN) {
+            return;
+        }
+        if let Admit::Log { suppressed } = entry.limits.mismatch.admit(self.now_sec()) {
+            if suppressed > 0 {
+                tracing::warn!(target: MISMATCH_TARGET, route = &*entry.name, suppressed,
+                    "suppressed {suppressed} mismatch lines");
+            }
+            tracing::warn!(target: MISMATCH_TARGET, route = &*entry.name,
+                policy = entry.policy.as_deref(), detail = clip(detail),
+                "upstream CORS headers disagree with the policy (report-only)");
+        }
     }
 
     /// A config reload finished (`ok` = applied).
     pub fn reload(&self, ok: bool) {
-        let _ = ok;
+        self.metrics.reload(ok);
     }
 
     /// A client connection opened; the guard counts it closed when dropped.
     pub fn connection(self: &Arc<Self>) -> ConnectionGuard {
+        self.metrics.active_connections.inc();
         ConnectionGuard {
-            _observer: Arc::clone(self),
+            observer: Arc::clone(self),
         }
     }
 
     /// Ready = listening with a valid policy and not draining.
     pub fn set_ready(&self, ready: bool) {
-        let _ = ready;
+        self.ready.store(ready, Ordering::Release);
     }
+
+    /// What `/readyz` answers.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The `/metrics` body, OpenMetrics text (`telemetry::OPENMETRICS_CONTENT_TYPE`).
+    pub fn encode_metrics(&self) -> Result<String, std::fmt::Error> {
+        self.metrics.encode()
+    }
+
+    fn now_sec(&self) -> u64 {
+        self.epoch.elapsed().as_secs()
+    }
+}
+
+/// The access event: INFO on `corsgate::access`, one per request. Optional fields are left out
+/// when they do not apply.
+fn access_event(entry: Option<&RouteEntry>, rec: &AccessRecord<'_>) {
+    let route = rec.route.and(entry).map(|e| &*e.name);
+    let (policy, upstream) = match (rec.route, entry) {
+        (Some(_), Some(e)) => (e.policy.as_deref(), e.upstream.as_deref()),
+        _ => (None, None),
+    };
+    tracing::info!(
+        target: ACCESS_TARGET,
+        method = rec.method,
+        host = rec.host.map(clip),
+        path = clip(rec.path),
+        origin = rec.origin.map(clip),
+        route,
+        policy,
+        decision = rec.decision,
+        reason = rec.denial.map(|(r, _)| r.as_str()),
+        denied_value = rec.denial.map(|(_, v)| clip(v)),
+        enforcement = rec.enforcement,
+        status = rec.status,
+        upstream,
+        upstream_latency_ms = rec.upstream_latency.map(millis),
+        total_latency_ms = millis(rec.total),
+        bytes_in = rec.bytes_in,
+        bytes_out = rec.bytes_out,
+        "access"
+    );
+}
+
+/// A denial line: WARN on `corsgate::denial`, after the rate limiter let it through.
+fn denial_event(
+    entry: &RouteEntry,
+    rec: &AccessRecord<'_>,
+    (reason, value): (DenialReason, &str),
+    suppressed: u64,
+) {
+    let route = rec.route.map(|_| &*entry.name);
+    if suppressed > 0 {
+        tracing::warn!(target: DENIAL_TARGET, route, suppressed,
+            "suppressed {suppressed} denial lines");
+    }
+    let message = if rec.decision == "preflight-denied" {
+        "CORS preflight denied"
+    } else {
+        "CORS request denied"
+    };
+    tracing::warn!(
+        target: DENIAL_TARGET,
+        route,
+        policy = entry.policy.as_deref(),
+        decision = rec.decision,
+        reason = reason.as_str(),
+        denied_value = clip(value),
+        origin = rec.origin.map(clip),
+        method = rec.method,
+        path = clip(rec.path),
+        enforcement = rec.enforcement,
+        status = rec.status,
+        "{message}"
+    );
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// At most `MAX_LOGGED_VALUE` bytes, cut on a character boundary; never allocates.
+fn clip(s: &str) -> &str {
+    if s.len() <= MAX_LOGGED_VALUE {
+        return s;
+    }
+    let mut end = MAX_LOGGED_VALUE;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Decrements the active-connection gauge on drop.
 #[derive(Debug)]
 pub struct ConnectionGuard {
-    _observer: Arc<Observer>,
+    observer: Arc<Observer>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.observer.metrics.active_connections.dec();
+    }
 }
