@@ -337,7 +337,7 @@ fn access_event(entry: Option<&RouteEntry>, rec: &AccessRecord<'_>) {
         target: ACCESS_TARGET,
         method = rec.method,
         host = rec.host.map(clip),
-        path = clip(rec.path),
+        path = clip_path(rec.path),
         origin = rec.origin.map(clip),
         route,
         policy,
@@ -381,7 +381,7 @@ fn denial_event(
         denied_value = clip(value),
         origin = rec.origin.map(clip),
         method = rec.method,
-        path = clip(rec.path),
+        path = clip_path(rec.path),
         enforcement = rec.enforcement,
         status = rec.status,
         "{message}"
@@ -390,6 +390,11 @@ fn denial_event(
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The path without any query string (which can carry secrets), even if the caller passed one.
+fn clip_path(path: &str) -> &str {
+    clip(path.split_once('?').map_or(path, |(p, _)| p))
 }
 
 /// At most `MAX_LOGGED_VALUE` bytes, cut on a character boundary; never allocates.

@@ -134,39 +134,40 @@ impl Metrics {
         let duration: HistogramFamily = Family::new_with_constructor(new_histogram);
         let reload_family = Family::<ResultLabel, Counter>::default();
         let active_connections = Gauge::default();
+        // prometheus-client ends every HELP text with a period itself, so ours have none.
         registry.register(
             "corsgate_requests",
-            "Requests by route and CORS outcome (the decision kind).",
+            "Requests by route and CORS outcome (the decision kind)",
             requests.clone(),
         );
         registry.register(
             "corsgate_cors_denials",
-            "CORS denials by route and reason (counted in report-only mode too).",
+            "CORS denials by route and reason (counted in report-only mode too)",
             denials.clone(),
         );
         registry.register(
             "corsgate_upstream_errors",
-            "Failed upstream exchanges by upstream and kind (connect, timeout, reset, tls).",
+            "Failed upstream exchanges by upstream and kind (connect, timeout, reset, tls)",
             upstream_errors.clone(),
         );
         registry.register(
             "corsgate_cors_upstream_mismatch",
-            "report-only: responses whose upstream CORS headers disagree with the policy.",
+            "report-only: responses whose upstream CORS headers disagree with the policy",
             mismatches.clone(),
         );
         registry.register(
             "corsgate_request_duration_seconds",
-            "Time from request head to response head in the proxy, by route.",
+            "Time from request head to response head in the proxy, by route",
             duration.clone(),
         );
         registry.register(
             "corsgate_config_reloads",
-            "Config reloads by result (success, failure).",
+            "Config reloads by result (success, failure)",
             reload_family.clone(),
         );
         registry.register(
             "corsgate_active_connections",
-            "Open client connections on the data listeners.",
+            "Open client connections on the data listeners",
             active_connections.clone(),
         );
         // Both results exist from the start, so `increase(...{result="failure"}[5m])` has a series.
