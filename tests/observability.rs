@@ -4,100 +4,60 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use corsgate::observe::{AccessRecord, Observer, RouteHandles, UpstreamErrorKind};
-use corsgate::policy::{
-    AllowedHeaders, AllowedMethods, AllowedOrigins, Enforcement, OriginPattern, Policy, PolicySpec,
-    RequestView, Scheme,
-};
-use corsgate::routes::{HostPattern, Route, RouteTable};
-use corsgate::snapshot::{LogFormat, LogSettings, ServerSettings, Snapshot, Upstream};
+use corsgate::policy::{RequestView, Scheme};
+use corsgate::snapshot::{LogFormat, LogSettings, Snapshot};
 use http::header::{HeaderMap, HeaderValue, ORIGIN};
-use http::{Method, StatusCode};
+use http::Method;
 use serde_json::Value;
 
 // === fixtures ===
 
-fn policy(name: &str, origins: &[&str], enforcement: Enforcement) -> Policy {
-    let mut allowed = AllowedOrigins::default();
-    for o in origins {
-        allowed.add(&OriginPattern::parse(o).unwrap(), o);
-    }
-    Policy::new(PolicySpec {
-        name: name.into(),
-        origins: allowed,
-        methods: AllowedMethods::List(vec![Method::GET, Method::POST]),
-        headers: AllowedHeaders {
-            any: false,
-            names: Default::default(),
-        },
-        expose_headers: vec![],
-        allow_credentials: true,
-        max_age: Some(600),
-        allow_private_network: false,
-        preflight_status: StatusCode::NO_CONTENT,
-        enforcement,
-    })
-}
+/// Routes `api` (host api.example.com, policy `strict`, block) and `legacy` (/legacy, policy
+/// `lenient`, report-only), compiled by the real config compiler.
+fn snapshot(format: &str, access_log: bool) -> Snapshot {
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
 
-fn route(name: &str, host: Option<&str>, prefix: &str, policy: usize) -> Route {
-    Route {
-        name: name.into(),
-        host: host.map(|h| HostPattern::Exact(h.into())),
-        path_prefix: prefix.into(),
-        strip_prefix: false,
-        own_origins: vec![],
-        upstream: 0,
-        policy,
-    }
-}
+[log]
+format = "{format}"
+level = "info"
+access_log = {access_log}
 
-/// Routes `api` (api.example.com, policy `strict`) and `legacy` (/legacy, `lenient`, report-only).
-fn snapshot(format: LogFormat, access_log: bool) -> Snapshot {
-    let mut routes = RouteTable::default();
-    routes
-        .insert(route("api", Some("api.example.com"), "/", 1))
-        .unwrap();
-    routes.insert(route("legacy", None, "/legacy", 0)).unwrap();
-    Snapshot {
-        source: PathBuf::from("test.toml"),
-        server: ServerSettings {
-            listen: vec![],
-            admin: None,
-            tls: None,
-            header_read_timeout: Duration::from_secs(10),
-            max_connections: 100,
-            shutdown_grace: Duration::from_secs(1),
-            watch_config: false,
-        },
-        log: LogSettings {
-            format,
-            level: "info".into(),
-            access_log,
-        },
-        upstreams: vec![Upstream {
-            name: "backend".into(),
-            scheme: http::uri::Scheme::HTTP,
-            authority: "127.0.0.1:9".parse().unwrap(),
-            base_path: String::new(),
-            connect_timeout: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            ca_file: None,
-            preserve_host: false,
-        }],
-        policies: vec![
-            policy(
-                "lenient",
-                &["https://old.example.com"],
-                Enforcement::ReportOnly,
-            ),
-            policy("strict", &["https://app.example.com"], Enforcement::Block),
-        ],
-        routes,
-    }
+[upstreams.backend]
+url = "http://127.0.0.1:9"
+
+[policies.strict]
+allowed_origins = ["https://app.example.com"]
+allowed_methods = ["GET", "POST"]
+allow_credentials = true
+
+[policies.lenient]
+allowed_origins = ["https://old.example.com"]
+enforcement = "report-only"
+
+[[routes]]
+name = "api"
+host = "api.example.com"
+upstream = "backend"
+policy = "strict"
+
+[[routes]]
+name = "legacy"
+path_prefix = "/legacy"
+upstream = "backend"
+policy = "lenient"
+"#
+    );
+    corsgate::config::load_str(&toml, Path::new("observability.toml"))
+        .expect("test config compiles")
+        .snapshot
 }
 
 /// What the proxy does per request, minus the I/O: evaluate, then report to the observer.
@@ -280,7 +240,7 @@ fn samples(exposition: &str) -> Vec<(String, Vec<String>, String)> {
 
 #[test]
 fn json_access_lines_parse_and_carry_every_documented_field() {
-    let snap = snapshot(LogFormat::Json, true);
+    let snap = snapshot("json", true);
     let obs = Observer::new();
     let handles = obs.route_handles(&snap);
     let cap = logged(&snap.log, || {
@@ -374,7 +334,7 @@ fn json_access_lines_parse_and_carry_every_documented_field() {
 
 #[test]
 fn without_access_log_denials_are_still_logged_at_warn() {
-    let snap = snapshot(LogFormat::Json, false);
+    let snap = snapshot("json", false);
     let obs = Observer::new();
     let handles = obs.route_handles(&snap);
     let cap = logged(&snap.log, || {
@@ -411,7 +371,7 @@ fn without_access_log_denials_are_still_logged_at_warn() {
 
 #[test]
 fn pretty_format_writes_human_lines() {
-    let snap = snapshot(LogFormat::Pretty, true);
+    let snap = snapshot("pretty", true);
     let obs = Observer::new();
     let handles = obs.route_handles(&snap);
     let cap = logged(&snap.log, || {
@@ -435,7 +395,7 @@ fn pretty_format_writes_human_lines() {
 fn a_spray_of_random_origins_is_bounded_in_the_log_and_summarised() {
     const RATE: u32 = 5;
     const SPRAY: usize = 300;
-    let snap = snapshot(LogFormat::Json, true);
+    let snap = snapshot("json", true);
     let obs = Observer::with_log_rate(RATE);
     let handles = obs.route_handles(&snap);
     let started = Instant::now();
@@ -491,7 +451,7 @@ fn a_spray_of_random_origins_is_bounded_in_the_log_and_summarised() {
 
 #[tokio::test]
 async fn a_denied_preflight_moves_the_denial_counter_with_its_reason() {
-    let snap = snapshot(LogFormat::Json, true);
+    let snap = snapshot("json", true);
     let obs = Observer::new();
     let handles = obs.route_handles(&snap);
     let admin = admin(obs.clone()).await;
@@ -521,7 +481,7 @@ async fn a_denied_preflight_moves_the_denial_counter_with_its_reason() {
 
 #[tokio::test]
 async fn metric_names_and_labels_match_the_spec_exactly() {
-    let snap = snapshot(LogFormat::Json, false);
+    let snap = snapshot("json", false);
     let obs = Observer::new();
     let handles = obs.route_handles(&snap);
     let admin = admin(obs.clone()).await;
@@ -610,7 +570,7 @@ async fn metric_names_and_labels_match_the_spec_exactly() {
 
 #[tokio::test]
 async fn labels_carry_config_names_only_never_request_data() {
-    let snap = snapshot(LogFormat::Json, false);
+    let snap = snapshot("json", false);
     let obs = Observer::new();
     let handles = obs.route_handles(&snap);
     let admin = admin(obs.clone()).await;
@@ -715,7 +675,7 @@ async fn the_active_connections_gauge_follows_connection_guards() {
 
 #[test]
 fn a_reload_keeps_counting_on_the_same_series() {
-    let snap = snapshot(LogFormat::Json, false);
+    let snap = snapshot("json", false);
     let obs = Observer::new();
     let first = obs.route_handles(&snap);
     send(
