@@ -429,7 +429,7 @@ fn a_spray_of_random_origins_is_bounded_in_the_log_and_summarised() {
     let denial = with_target(&lines, "corsgate::denial");
     let (summaries, denials): (Vec<&Value>, Vec<&Value>) =
         denial.iter().partition(|l| l.get("suppressed").is_some());
-    assert!(denials.len() >= RATE as usize + 1, "{}", denials.len());
+    assert!(denials.len() > RATE as usize, "{}", denials.len());
     assert!(
         denials.len() as u64 <= u64::from(RATE) * windows,
         "{}",
@@ -710,7 +710,6 @@ fn an_invalid_rust_log_override_is_an_error_not_silence() {
         access_log: true,
     };
     let err = corsgate::telemetry::dispatch(&settings, Some("corsgate=[bad"), false, std::io::sink)
-        .err()
-        .expect("rejected");
+        .expect_err("rejected");
     assert!(err.to_string().contains("RUST_LOG"), "{err}");
 }
