@@ -15,20 +15,15 @@ use tracing::Level;
 
 use crate::policy::DenialReason;
 use crate::snapshot::Snapshot;
+use crate::telemetry::events::{self, Names};
 use crate::telemetry::metrics::{
     kind_index, outcome_index, reason_index, Metrics, RouteSeries, UNMATCHED,
 };
-use crate::telemetry::{
-    Admit, LogLimiter, ACCESS_TARGET, DENIAL_TARGET, MISMATCH_TARGET, UPSTREAM_TARGET,
-};
+use crate::telemetry::{Admit, LogLimiter, DENIAL_TARGET, MISMATCH_TARGET, UPSTREAM_TARGET};
 
 /// Denial (and mismatch, and upstream-error) log lines per second per route or upstream, before
 /// the rest are counted and summarised in one line.
 pub const DEFAULT_LOG_LINES_PER_SECOND: u32 = 10;
-
-/// Request values (origin, offending header) longer than this are cut in log lines, so that one
-/// request cannot write a line of unbounded size.
-const MAX_LOGGED_VALUE: usize = 256;
 
 /// One finished request, as the access log and the metrics see it. Borrowed; nothing is formatted
 /// unless a log line is actually written.
@@ -105,6 +100,16 @@ struct RouteEntry {
     upstream: Option<Box<str>>,
     series: RouteSeries,
     limits: Arc<RouteLimits>,
+}
+
+impl RouteEntry {
+    fn names(&self) -> Names<'_> {
+        Names {
+            route: Some(&self.name),
+            policy: self.policy.as_deref(),
+            upstream: self.upstream.as_deref(),
+        }
+    }
 }
 
 /// Log budgets that outlive a reload (found again by route name), so a reload does not reset them.
@@ -241,13 +246,18 @@ impl Observer {
             }
             entry.series.duration.observe(rec.total);
         }
+        // Names only for a matched route: requests without one log no route, policy or upstream.
+        let names = match (rec.route, entry) {
+            (Some(_), Some(e)) => e.names(),
+            _ => Names::default(),
+        };
         if snapshot.log.access_log {
-            access_event(entry, rec);
+            events::access(names, rec);
         }
         if let (Some(denial), Some(entry)) = (rec.denial, entry) {
             if tracing::enabled!(target: DENIAL_TARGET, Level::WARN) {
                 if let Admit::Log { suppressed } = entry.limits.denial.admit(self.now_sec()) {
-                    denial_event(entry, rec, denial, suppressed);
+                    events::denial(names, rec, denial, suppressed);
                 }
             }
         }
@@ -263,12 +273,7 @@ impl Observer {
             return;
         }
         if let Admit::Log { suppressed } = entry.limit.admit(self.now_sec()) {
-            if suppressed > 0 {
-                tracing::warn!(target: UPSTREAM_TARGET, upstream = &*entry.name, suppressed,
-                    "suppressed {suppressed} upstream error lines");
-            }
-            tracing::warn!(target: UPSTREAM_TARGET, upstream = &*entry.name, kind = kind.as_str(),
-                "upstream request failed");
+            events::upstream_error(&entry.name, kind, suppressed);
         }
     }
 
@@ -282,13 +287,7 @@ impl Observer {
             return;
         }
         if let Admit::Log { suppressed } = entry.limits.mismatch.admit(self.now_sec()) {
-            if suppressed > 0 {
-                tracing::warn!(target: MISMATCH_TARGET, route = &*entry.name, suppressed,
-                    "suppressed {suppressed} mismatch lines");
-            }
-            tracing::warn!(target: MISMATCH_TARGET, route = &*entry.name,
-                policy = entry.policy.as_deref(), detail = clip(detail),
-                "upstream CORS headers disagree with the policy (report-only)");
+            events::mismatch(entry.names(), detail, suppressed);
         }
     }
 
@@ -323,90 +322,6 @@ impl Observer {
     fn now_sec(&self) -> u64 {
         self.epoch.elapsed().as_secs()
     }
-}
-
-/// The access event: INFO on `corsgate::access`, one per request. Optional fields are left out
-/// when they do not apply.
-fn access_event(entry: Option<&RouteEntry>, rec: &AccessRecord<'_>) {
-    let route = rec.route.and(entry).map(|e| &*e.name);
-    let (policy, upstream) = match (rec.route, entry) {
-        (Some(_), Some(e)) => (e.policy.as_deref(), e.upstream.as_deref()),
-        _ => (None, None),
-    };
-    tracing::info!(
-        target: ACCESS_TARGET,
-        method = rec.method,
-        host = rec.host.map(clip),
-        path = clip_path(rec.path),
-        origin = rec.origin.map(clip),
-        route,
-        policy,
-        decision = rec.decision,
-        reason = rec.denial.map(|(r, _)| r.as_str()),
-        denied_value = rec.denial.map(|(_, v)| clip(v)),
-        enforcement = rec.enforcement,
-        status = rec.status,
-        upstream,
-        upstream_latency_ms = rec.upstream_latency.map(millis),
-        total_latency_ms = millis(rec.total),
-        bytes_in = rec.bytes_in,
-        bytes_out = rec.bytes_out,
-        "access"
-    );
-}
-
-/// A denial line: WARN on `corsgate::denial`, after the rate limiter let it through.
-fn denial_event(
-    entry: &RouteEntry,
-    rec: &AccessRecord<'_>,
-    (reason, value): (DenialReason, &str),
-    suppressed: u64,
-) {
-    let route = rec.route.map(|_| &*entry.name);
-    if suppressed > 0 {
-        tracing::warn!(target: DENIAL_TARGET, route, suppressed,
-            "suppressed {suppressed} denial lines");
-    }
-    let message = if rec.decision == "preflight-denied" {
-        "CORS preflight denied"
-    } else {
-        "CORS request denied"
-    };
-    tracing::warn!(
-        target: DENIAL_TARGET,
-        route,
-        policy = entry.policy.as_deref(),
-        decision = rec.decision,
-        reason = reason.as_str(),
-        denied_value = clip(value),
-        origin = rec.origin.map(clip),
-        method = rec.method,
-        path = clip_path(rec.path),
-        enforcement = rec.enforcement,
-        status = rec.status,
-        "{message}"
-    );
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// The path without any query string (which can carry secrets), even if the caller passed one.
-fn clip_path(path: &str) -> &str {
-    clip(path.split_once('?').map_or(path, |(p, _)| p))
-}
-
-/// At most `MAX_LOGGED_VALUE` bytes, cut on a character boundary; never allocates.
-fn clip(s: &str) -> &str {
-    if s.len() <= MAX_LOGGED_VALUE {
-        return s;
-    }
-    let mut end = MAX_LOGGED_VALUE;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Decrements the active-connection gauge on drop.

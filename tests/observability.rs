@@ -713,3 +713,31 @@ fn an_invalid_rust_log_override_is_an_error_not_silence() {
         .expect_err("rejected");
     assert!(err.to_string().contains("RUST_LOG"), "{err}");
 }
+
+#[test]
+fn upstream_errors_and_mismatches_are_logged_with_config_names() {
+    let snap = snapshot("json", false);
+    let obs = Observer::new();
+    let handles = obs.route_handles(&snap);
+    let cap = logged(&snap.log, || {
+        obs.upstream_error(&handles, 0, UpstreamErrorKind::Connect);
+        obs.mismatch(&handles, 1, "upstream sent Access-Control-Allow-Origin: *");
+        // Out-of-range indices are ignored rather than panicking.
+        obs.upstream_error(&handles, 9, UpstreamErrorKind::Tls);
+        obs.mismatch(&handles, 9, "x");
+    });
+    let lines = cap.json();
+    let up = with_target(&lines, "corsgate::upstream");
+    assert_eq!(up.len(), 1, "{lines:#?}");
+    assert_eq!(up[0]["level"], "WARN");
+    assert_eq!(up[0]["upstream"], "backend");
+    assert_eq!(up[0]["kind"], "connect");
+    let mm = with_target(&lines, "corsgate::mismatch");
+    assert_eq!(mm.len(), 1, "{lines:#?}");
+    assert_eq!(mm[0]["route"], "legacy");
+    assert_eq!(mm[0]["policy"], "lenient");
+    assert_eq!(
+        mm[0]["detail"],
+        "upstream sent Access-Control-Allow-Origin: *"
+    );
+}

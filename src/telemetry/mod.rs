@@ -5,6 +5,7 @@
 //! Logs go to stderr so that commands printing machine-readable output on stdout (`explain --json`)
 //! stay parseable when telemetry is initialised.
 
+pub(crate) mod events;
 mod histogram;
 pub(crate) mod metrics;
 mod ratelimit;
