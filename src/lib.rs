@@ -17,11 +17,16 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
+/// Runtime state swapped on reload: snapshot, upstream clients, metric handles.
+pub mod live;
 pub mod observe;
 pub mod policy;
+/// The per-request proxy service.
+pub mod proxy;
 pub mod report;
 pub mod routes;
 pub mod server;
 pub mod snapshot;
 /// Tracing subscriber setup, the metric registry, and log rate limits behind [`observe`].
 pub mod telemetry;
+pub mod tls;
