@@ -15,6 +15,8 @@ use http::header::{HeaderMap, HeaderValue, ORIGIN};
 use http::Method;
 use serde_json::Value;
 
+mod support;
+
 // === fixtures ===
 
 /// Routes `api` (host api.example.com, policy `strict`, block) and `legacy` (/legacy, policy
@@ -740,4 +742,196 @@ fn upstream_errors_and_mismatches_are_logged_with_config_names() {
         mm[0]["detail"],
         "upstream sent Access-Control-Allow-Origin: *"
     );
+}
+
+// === through the real proxy ===
+
+/// The real proxy (`server::serve`) and the real admin listener sharing one observer, both on
+/// 127.0.0.1:0, in front of the recording upstream of tests/support.
+struct Stack {
+    proxy: SocketAddr,
+    admin: Admin,
+    obs: Arc<Observer>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn stack(up: &support::Upstream) -> Stack {
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "10s"
+
+[log]
+format = "json"
+access_log = true
+
+[upstreams.backend]
+url = "{}"
+
+[policies.strict]
+allowed_origins = ["https://app.example.com"]
+allowed_methods = ["GET", "POST"]
+allow_credentials = true
+
+[[routes]]
+name = "api"
+upstream = "backend"
+policy = "strict"
+"#,
+        up.url()
+    );
+    let loaded = corsgate::config::load_str(&toml, Path::new("e2e.toml")).unwrap();
+    let obs = Observer::new();
+    let live = corsgate::live::Live::build(loaded.snapshot, &obs).unwrap();
+    let shared = Arc::new(corsgate::live::Shared::from_pointee(live));
+    let admin = admin(obs.clone()).await;
+    assert_eq!(
+        admin.get("/readyz").await.0,
+        503,
+        "not ready before the proxy serves"
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(corsgate::server::serve(
+        vec![listener],
+        shared,
+        obs.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Stack {
+        proxy,
+        admin,
+        obs,
+        stop,
+        server,
+    }
+}
+
+/// Poll `/readyz` until it answers `want` (there is no other signal for the server's
+/// `set_ready` calls, which happen inside `serve`).
+async fn readyz_becomes(admin: &Admin, want: u16) {
+    let deadline = Instant::now() + support::PATIENCE;
+    while admin.get("/readyz").await.0 != want {
+        assert!(Instant::now() < deadline, "/readyz never answered {want}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn through_the_proxy_a_denied_preflight_is_counted_logged_and_never_forwarded() {
+    let up = support::Upstream::start().await;
+    // The current-thread runtime runs the proxy's tasks on this thread, so a thread-local
+    // subscriber sees their events.
+    let cap = Capture::default();
+    let writer = cap.clone();
+    let settings = LogSettings {
+        format: LogFormat::Json,
+        level: "info".into(),
+        access_log: true,
+    };
+    let dispatch =
+        corsgate::telemetry::dispatch(&settings, None, false, move || writer.clone()).unwrap();
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    let s = stack(&up).await;
+    readyz_becomes(&s.admin, 200).await;
+    let client = support::client();
+
+    let res = client
+        .request(
+            Method::OPTIONS,
+            format!("http://{}/v1/x?token=secret", s.proxy),
+        )
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "PATCH")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = client
+        .get(format!("http://{}/v1/y", s.proxy))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert_eq!(
+        up.hits(),
+        1,
+        "the denied preflight never reached the upstream"
+    );
+
+    let text = s.admin.metrics().await;
+    for sample in [
+        "corsgate_cors_denials_total{route=\"api\",reason=\"method_not_allowed\"} 1",
+        "corsgate_requests_total{route=\"api\",outcome=\"preflight-denied\"} 1",
+        "corsgate_requests_total{route=\"api\",outcome=\"allowed\"} 1",
+        "corsgate_request_duration_seconds_count{route=\"api\"} 2",
+    ] {
+        assert!(text.contains(&format!("{sample}\n")), "{sample}: {text}");
+    }
+
+    let lines = cap.json();
+    let access = with_target(&lines, "corsgate::access");
+    assert_eq!(access.len(), 2, "{lines:#?}");
+    assert_eq!(access[0]["decision"], "preflight-denied");
+    assert_eq!(access[0]["reason"], "method_not_allowed");
+    assert_eq!(access[0]["denied_value"], "PATCH");
+    assert_eq!(access[0]["path"], "/v1/x");
+    assert_eq!(access[0]["status"], 403);
+    assert_eq!(access[1]["decision"], "allowed");
+    assert_eq!(access[1]["upstream"], "backend");
+    assert!(
+        access[1]["upstream_latency_ms"].as_f64().is_some(),
+        "{}",
+        access[1]
+    );
+    assert_eq!(access[1]["bytes_out"], body.len());
+    assert!(!cap.text().contains("secret"));
+    let denial = with_target(&lines, "corsgate::denial");
+    assert_eq!(denial.len(), 1, "{lines:#?}");
+    assert_eq!(denial[0]["message"], "CORS preflight denied");
+    s.stop.send(()).unwrap();
+    tokio::time::timeout(support::PATIENCE, s.server)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_the_proxy_drains_an_in_flight_request() {
+    let up = support::Upstream::start().await;
+    let s = stack(&up).await;
+    readyz_becomes(&s.admin, 200).await;
+    let url = format!("http://{}/slow?ms=1500", s.proxy);
+    let slow = tokio::spawn(async move { support::client().get(url).send().await });
+    up.wait_for_hits(1).await;
+    let text = s.admin.metrics().await;
+    assert!(text.contains("corsgate_active_connections 1\n"), "{text}");
+
+    s.stop.send(()).unwrap();
+    readyz_becomes(&s.admin, 503).await;
+    assert!(
+        !slow.is_finished(),
+        "503 was observed while the request was still in flight"
+    );
+    assert_eq!(s.admin.get("/healthz").await.0, 200, "alive while draining");
+
+    let res = slow
+        .await
+        .unwrap()
+        .expect("the in-flight request completes during the drain");
+    assert_eq!(res.status(), 200);
+    tokio::time::timeout(support::PATIENCE, s.server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.admin.get("/readyz").await.0, 503);
+    let text = s.obs.encode_metrics().unwrap();
+    assert!(text.contains("corsgate_active_connections 0\n"), "{text}");
 }
