@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// The admin listener: `/healthz`, `/readyz`, `/metrics`.
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -26,4 +28,6 @@ pub mod report;
 pub mod routes;
 pub mod server;
 pub mod snapshot;
+/// Tracing subscriber setup, the metric registry, and log rate limits behind [`observe`].
+pub mod telemetry;
 pub mod tls;
