@@ -23,6 +23,7 @@ pub mod observe;
 pub mod policy;
 /// The per-request proxy service.
 pub mod proxy;
+pub mod reload;
 pub mod report;
 pub mod routes;
 pub mod server;
