@@ -265,6 +265,18 @@ impl Observer {
 
     /// An upstream failure, by upstream index.
     pub fn upstream_error(&self, handles: &RouteHandles, upstream: usize, kind: UpstreamErrorKind) {
+        self.upstream_failure(handles, upstream, kind, None);
+    }
+
+    /// An upstream failure with the error that caused it, written in the (rate-limited) WARN line
+    /// as `error`. Prefer this over `upstream_error` where the error is at hand.
+    pub fn upstream_failure(
+        &self,
+        handles: &RouteHandles,
+        upstream: usize,
+        kind: UpstreamErrorKind,
+        error: Option<&dyn std::error::Error>,
+    ) {
         let Some(entry) = handles.upstreams.get(upstream) else {
             return;
         };
@@ -273,7 +285,7 @@ impl Observer {
             return;
         }
         if let Admit::Log { suppressed } = entry.limit.admit(self.now_sec()) {
-            events::upstream_error(&entry.name, kind, suppressed);
+            events::upstream_error(&entry.name, kind, error, suppressed);
         }
     }
 

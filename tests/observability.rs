@@ -722,7 +722,8 @@ fn upstream_errors_and_mismatches_are_logged_with_config_names() {
     let obs = Observer::new();
     let handles = obs.route_handles(&snap);
     let cap = logged(&snap.log, || {
-        obs.upstream_error(&handles, 0, UpstreamErrorKind::Connect);
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        obs.upstream_failure(&handles, 0, UpstreamErrorKind::Connect, Some(&refused));
         obs.mismatch(&handles, 1, "upstream sent Access-Control-Allow-Origin: *");
         // Out-of-range indices are ignored rather than panicking.
         obs.upstream_error(&handles, 9, UpstreamErrorKind::Tls);
@@ -734,6 +735,7 @@ fn upstream_errors_and_mismatches_are_logged_with_config_names() {
     assert_eq!(up[0]["level"], "WARN");
     assert_eq!(up[0]["upstream"], "backend");
     assert_eq!(up[0]["kind"], "connect");
+    assert_eq!(up[0]["error"], "refused");
     let mm = with_target(&lines, "corsgate::mismatch");
     assert_eq!(mm.len(), 1, "{lines:#?}");
     assert_eq!(mm[0]["route"], "legacy");

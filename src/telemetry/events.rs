@@ -87,13 +87,20 @@ pub(crate) fn mismatch(names: Names<'_>, detail: &str, suppressed: u64) {
         detail = clip(detail), "upstream CORS headers disagree with the policy (report-only)");
 }
 
-/// An upstream failure: WARN on `corsgate::upstream`, rate-limited by the caller.
-pub(crate) fn upstream_error(upstream: &str, kind: UpstreamErrorKind, suppressed: u64) {
+/// An upstream failure: WARN on `corsgate::upstream`, rate-limited by the caller; `error` is the
+/// cause when the caller has it.
+pub(crate) fn upstream_error(
+    upstream: &str,
+    kind: UpstreamErrorKind,
+    error: Option<&dyn std::error::Error>,
+    suppressed: u64,
+) {
     if suppressed > 0 {
         tracing::warn!(target: UPSTREAM_TARGET, upstream, suppressed,
             "suppressed {suppressed} upstream error lines");
     }
     tracing::warn!(target: UPSTREAM_TARGET, upstream, kind = kind.as_str(),
+        error = error.map(tracing::field::display),
         "upstream request failed");
 }
 
