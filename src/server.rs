@@ -96,9 +96,13 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
         tracing::info!(%addr, "admin listening");
-        tokio::spawn(crate::admin::serve(listener, Arc::clone(&observer), async move {
-            let _ = admin_stopped.await;
-        }));
+        tokio::spawn(crate::admin::serve(
+            listener,
+            Arc::clone(&observer),
+            async move {
+                let _ = admin_stopped.await;
+            },
+        ));
     }
     crate::reload::spawn(config_path, Arc::clone(&shared), Arc::clone(&observer))
         .map_err(ServerError::Signal)?;
