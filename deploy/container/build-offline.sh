@@ -7,6 +7,8 @@
 # Environment:
 #   CONTAINER_ENGINE  the engine command, with any global flags (default: podman). It must support
 #                     `build --build-context` (podman/buildah >= 1.28, docker buildx).
+#   BUILD_FLAGS       extra flags for `build` (the container test passes --layers=false so no
+#                     intermediate image outlives it).
 #   CARGO             the cargo binary (default: cargo; `cargo test` sets it).
 #   STATIC_TARGET_DIR where the static build goes (default: target/static, apart from the normal
 #                     build so neither invalidates the other's cache).
@@ -19,6 +21,7 @@ cd "$root"
 
 tag="${1:-localhost/corsgate:dev}"
 read -r -a engine <<<"${CONTAINER_ENGINE:-podman}"
+read -r -a build_flags <<<"${BUILD_FLAGS:-}"
 cargo="${CARGO:-cargo}"
 target_dir="${STATIC_TARGET_DIR:-$root/target/static}"
 triple="$(uname -m)-unknown-linux-gnu"
@@ -47,7 +50,7 @@ mkdir -p "$context/out"
 strip --strip-debug -o "$context/out/corsgate" "$bin"
 
 echo "build-offline: ${engine[*]} build --target runtime -t $tag" >&2
-"${engine[@]}" build \
+"${engine[@]}" build "${build_flags[@]}" \
     --build-context "build=$context" \
     --target runtime \
     --file "$root/Dockerfile" \
