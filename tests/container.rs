@@ -25,7 +25,12 @@ use support::Upstream;
 const CONTAINER_PATIENCE: Duration = Duration::from_secs(60);
 const IMAGE_CONFIG: &str = "/etc/corsgate/corsgate.toml";
 /// `podman run` flags: these machines refuse runc's default rlimits.
-const LIMITS: [&str; 4] = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+const LIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -69,14 +74,22 @@ fn dockerfile_runtime_contract_matches_the_shipped_container_config() {
         [format!("CORSGATE_CONFIG={IMAGE_CONFIG}")]
     );
     let copies = instruction(&stage, "COPY");
-    assert!(copies.iter().any(|c| c.ends_with(" /usr/local/bin/corsgate")));
+    assert!(copies
+        .iter()
+        .any(|c| c.ends_with(" /usr/local/bin/corsgate")));
     let config_copy = format!("deploy/container/corsgate.toml {IMAGE_CONFIG}");
-    assert!(copies.iter().any(|c| c.ends_with(&config_copy)), "{copies:?}");
+    assert!(
+        copies.iter().any(|c| c.ends_with(&config_copy)),
+        "{copies:?}"
+    );
 
     let path = root().join("deploy/container/corsgate.toml");
     let loaded = corsgate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let server = &loaded.snapshot.server;
-    assert_eq!(server.listen, ["0.0.0.0:8080".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(
+        server.listen,
+        ["0.0.0.0:8080".parse::<SocketAddr>().unwrap()]
+    );
     assert_eq!(server.admin, Some("0.0.0.0:9901".parse().unwrap()));
     let exposed: BTreeSet<u16> = instruction(&stage, "EXPOSE")
         .iter()
@@ -121,7 +134,11 @@ impl Podman {
             _ => cmd.args(args),
         };
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "podman {args:?} failed: {}", show(&out));
+        assert!(
+            out.status.success(),
+            "podman {args:?} failed: {}",
+            show(&out)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 }
@@ -145,7 +162,11 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         for name in &self.containers {
-            let _ = self.podman.cmd().args(["rm", "-f", "-t", "0", name]).output();
+            let _ = self
+                .podman
+                .cmd()
+                .args(["rm", "-f", "-t", "0", name])
+                .output();
         }
         let _ = self.podman.cmd().args(["rmi", "-f", &self.image]).output();
     }
@@ -260,7 +281,10 @@ fn build_image(podman: &Podman, image: &str) {
         .arg(image)
         .env("CONTAINER_ENGINE", podman.0.join(" "))
         .env("BUILD_FLAGS", "--layers=false")
-        .env("CARGO", std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .env(
+            "CARGO",
+            std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        )
         .status()
         .unwrap();
     assert!(status.success(), "build-offline.sh failed: {status}");
@@ -269,12 +293,20 @@ fn build_image(podman: &Podman, image: &str) {
 
 /// The image's config as podman sees it: the contract the Dockerfile declares.
 fn assert_contract(podman: &Podman, image: &str) {
-    let config: Value =
-        serde_json::from_str(&podman.ok(&["image", "inspect", "--format", "{{json .Config}}", image]))
-            .unwrap();
+    let config: Value = serde_json::from_str(&podman.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config}}",
+        image,
+    ]))
+    .unwrap();
     assert_eq!(config["User"], "65532:65532");
     assert_eq!(config["StopSignal"], "SIGTERM");
-    assert_eq!(config["Entrypoint"], serde_json::json!(["/usr/local/bin/corsgate", "run"]));
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/corsgate", "run"])
+    );
     let ports: BTreeSet<&str> = config["ExposedPorts"]
         .as_object()
         .unwrap()
@@ -295,12 +327,18 @@ fn container_ids(podman: &Podman, name: &str) -> [u32; 4] {
     let status = std::fs::read_to_string(proc.join("status")).unwrap();
     let field = |key: &str| -> Vec<u32> {
         let line = status.lines().find_map(|l| l.strip_prefix(key)).unwrap();
-        line.split_whitespace().map(|v| v.parse().unwrap()).collect()
+        line.split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect()
     };
     let inside = |map: &str, host: u32| -> u32 {
         let map = std::fs::read_to_string(proc.join(map)).unwrap();
         map.lines()
-            .map(|l| l.split_whitespace().map(|v| v.parse::<u64>().unwrap()).collect::<Vec<_>>())
+            .map(|l| {
+                l.split_whitespace()
+                    .map(|v| v.parse::<u64>().unwrap())
+                    .collect::<Vec<_>>()
+            })
             .find(|m| (m[1]..m[1] + m[2]).contains(&u64::from(host)))
             .map(|m| (u64::from(host) - m[1] + m[0]) as u32)
             .unwrap_or_else(|| panic!("{host} is not mapped in {map}"))
@@ -391,9 +429,19 @@ fn container_answers_preflights_reloads_on_sighup_and_exits_zero_on_sigterm() {
 
     // The baked config compiles, and the non-root user can read it at the path ENV points to.
     let check = podman.ok(&[
-        "run", "--rm", "--network", "none", "--entrypoint", "/usr/local/bin/corsgate", &image, "check",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/usr/local/bin/corsgate",
+        &image,
+        "check",
     ]);
-    assert!(check.contains("listen: 0.0.0.0:8080") && check.contains("admin: 0.0.0.0:9901"), "{check}");
+    assert!(
+        check.contains("listen: 0.0.0.0:8080") && check.contains("admin: 0.0.0.0:9901"),
+        "{check}"
+    );
 
     // The image boots as shipped (in its own network namespace: no fixed port on the host) and
     // stops cleanly on the STOPSIGNAL that `podman stop` sends.
@@ -422,12 +470,22 @@ fn container_answers_preflights_reloads_on_sighup_and_exits_zero_on_sigterm() {
     let addr: SocketAddr = listening.rsplit("http://").next().unwrap().parse().unwrap();
     assert_eq!(addr.port(), port);
 
-    assert_eq!(container_ids(&podman, &name), [65532; 4], "the process runs as the image's USER");
+    assert_eq!(
+        container_ids(&podman, &name),
+        [65532; 4],
+        "the process runs as the image's USER"
+    );
 
     rt.block_on(async {
-        let ready = support::client().get(format!("http://127.0.0.1:{admin}/readyz")).send().await;
+        let ready = support::client()
+            .get(format!("http://127.0.0.1:{admin}/readyz"))
+            .send()
+            .await;
         assert_eq!(ready.unwrap().status(), 200);
-        assert_eq!(preflight(addr, "https://app.example").await, (204, Some("https://app.example".into())));
+        assert_eq!(
+            preflight(addr, "https://app.example").await,
+            (204, Some("https://app.example".into()))
+        );
         assert_eq!(upstream.hits(), 0, "a preflight is answered by corsgate");
         let res = support::client()
             .get(format!("http://{addr}/v1/items"))
@@ -436,7 +494,10 @@ fn container_answers_preflights_reloads_on_sighup_and_exits_zero_on_sigterm() {
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
-        assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
+        assert_eq!(
+            res.headers()["access-control-allow-origin"],
+            "https://app.example"
+        );
         assert_eq!(res.text().await.unwrap(), "hello from upstream\n");
         assert_eq!(upstream.hits(), 1);
         assert_eq!(upstream.last().target, "/v1/items");
@@ -448,7 +509,10 @@ fn container_answers_preflights_reloads_on_sighup_and_exits_zero_on_sigterm() {
     podman.ok(&["kill", "--signal", "HUP", &name]);
     c.expect_line("config reloaded");
     rt.block_on(async {
-        assert_eq!(preflight(addr, "https://new.example").await, (204, Some("https://new.example".into())));
+        assert_eq!(
+            preflight(addr, "https://new.example").await,
+            (204, Some("https://new.example".into()))
+        );
         assert_eq!(preflight(addr, "https://app.example").await.0, 403);
     });
 
@@ -469,8 +533,10 @@ fn container_answers_preflights_reloads_on_sighup_and_exits_zero_on_sigterm() {
     assert_eq!((status.as_u16(), &body[..]), (200, "slow done\n"));
     c.expect_line("SIGTERM: draining");
     assert_eq!(c.wait(), Some(0), "output:\n{}", c.seen.join("\n"));
-    assert!(stop.elapsed() < Duration::from_secs(25), "stopped by drain, not by SIGKILL");
+    assert!(
+        stop.elapsed() < Duration::from_secs(25),
+        "stopped by drain, not by SIGKILL"
+    );
     let code = podman.ok(&["inspect", "--format", "{{.State.ExitCode}}", &name]);
     assert_eq!(code.trim(), "0");
 }
-

@@ -28,10 +28,11 @@ triple="$(uname -m)-unknown-linux-gnu"
 
 # crt-static links glibc's libc.a (from libc6-dev) into the binary. --target keeps the flag off build
 # scripts and proc macros, which run here. CARGO_ENCODED_RUSTFLAGS would override RUSTFLAGS, so it
-# must not leak in from a calling cargo.
+# must not leak in from a calling cargo. The image's binary is stripped of debug info below, so it
+# is not generated at all (as in the Dockerfile): a faster build, the same code.
 unset CARGO_ENCODED_RUSTFLAGS
 echo "build-offline: cargo build --release --target $triple (static) into $target_dir" >&2
-RUSTFLAGS="-C target-feature=+crt-static" \
+RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=0 \
     "$cargo" build --release --locked --target "$triple" --target-dir "$target_dir" --bin corsgate
 
 bin="$target_dir/$triple/release/corsgate"
