@@ -91,8 +91,9 @@ impl Proxy {
         let on_upgrade = parts.extensions.remove::<OnUpgrade>();
         let host = match check_request(&parts) {
             Ok(host) => host,
-            Err(res) => {
+            Err(reject) => {
                 let rec = Record::new(&parts, None, start);
+                let res = reject.response();
                 return rec.finish(&self.conn.observer, &live, &Decision::NoRoute, None, res);
             }
         };
@@ -158,7 +159,9 @@ impl Proxy {
             Ok(ok) => ok,
             Err(e) => {
                 let mut res = match e {
-                    ForwardError::Upstream { timed_out: true, .. } => respond::gateway_timeout(),
+                    ForwardError::Upstream {
+                        timed_out: true, ..
+                    } => respond::gateway_timeout(),
                     _ => respond::bad_gateway(),
                 };
                 if let ForwardError::Upstream { kind, .. } = e {
@@ -197,16 +200,38 @@ impl Proxy {
     }
 }
 
+/// Why a request is answered before it is evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reject {
+    Connect,
+    Target,
+    MissingHost,
+    InvalidHost,
+    SeveralHosts,
+}
+
+impl Reject {
+    fn response(self) -> Response<ProxyBody> {
+        match self {
+            Reject::Connect => respond::connect_not_supported(),
+            Reject::Target => respond::bad_request("unsupported request target\n"),
+            Reject::MissingHost => respond::bad_request("missing Host header\n"),
+            Reject::InvalidHost => respond::bad_request("invalid Host header\n"),
+            Reject::SeveralHosts => respond::bad_request("several Host headers\n"),
+        }
+    }
+}
+
 /// Reject what the proxy cannot route: CONNECT, a target that is not a path, no or several `Host`
 /// headers on HTTP/1.1, a `Host` that is not an authority. Returns the request's authority: the URI's
 /// (HTTP/2 `:authority`, or an absolute-form target, which RFC 9112 §3.2.2 says wins over `Host`),
 /// else the `Host` header.
-fn check_request(parts: &Parts) -> Result<Option<&str>, Response<ProxyBody>> {
+fn check_request(parts: &Parts) -> Result<Option<&str>, Reject> {
     if parts.method == Method::CONNECT {
-        return Err(respond::connect_not_supported());
+        return Err(Reject::Connect);
     }
     if !parts.uri.path().starts_with('/') {
-        return Err(respond::bad_request("unsupported request target\n"));
+        return Err(Reject::Target);
     }
     if let Some(a) = parts.uri.authority() {
         return Ok(Some(a.as_str()));
@@ -217,15 +242,13 @@ fn check_request(parts: &Parts) -> Result<Option<&str>, Response<ProxyBody>> {
         // HTTP/1.1 request message that lacks a Host header field and to any request message that
         // contains more than one Host header field line or a Host header field with an invalid
         // field value."
-        (None, _) if parts.version == Version::HTTP_11 => {
-            Err(respond::bad_request("missing Host header\n"))
-        }
+        (None, _) if parts.version == Version::HTTP_11 => Err(Reject::MissingHost),
         (None, _) => Ok(None),
         (Some(h), None) => match h.to_str() {
             Ok(h) if record::is_authority(h) => Ok(Some(h)),
-            _ => Err(respond::bad_request("invalid Host header\n")),
+            _ => Err(Reject::InvalidHost),
         },
-        (Some(_), Some(_)) => Err(respond::bad_request("several Host headers\n")),
+        (Some(_), Some(_)) => Err(Reject::SeveralHosts),
     }
 }
 
