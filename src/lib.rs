@@ -25,3 +25,4 @@ pub mod report;
 pub mod routes;
 pub mod server;
 pub mod snapshot;
+pub mod tls;

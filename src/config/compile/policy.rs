@@ -260,17 +260,15 @@ fn compile_methods(
             }
         }
     }
-    ok.then(|| {
-        if any {
-            AllowedMethods::Any
-        } else {
-            AllowedMethods::List(list)
-        }
+    ok.then_some(if any {
+        AllowedMethods::Any
+    } else {
+        AllowedMethods::List(list)
     })
 }
 
 /// (had `*`, lowercase names, names as written) or `None` on error.
-type HeaderList = (bool, HashSet<HeaderName>, Vec<String>);
+type HeaderList = (bool, HashSet<Box<str>>, Vec<String>);
 
 fn compile_headers(
     entries: &[Spanned<String>],
@@ -298,7 +296,7 @@ fn compile_headers(
         }
         match HeaderName::from_bytes(h.as_bytes()) {
             Ok(name) => {
-                out.1.insert(name);
+                out.1.insert(name.as_str().into());
                 out.2.push(h.to_owned());
             }
             Err(_) => {
