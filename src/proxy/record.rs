@@ -158,7 +158,11 @@ policy = "p"
 "#;
         let loaded = crate::config::load_str(text, std::path::Path::new("t.toml")).unwrap();
         let snap = loaded.snapshot;
-        let cases = [(None, "/a/1", 0), (Some("x.example"), "/a", 1), (None, "/b", 2)];
+        let cases = [
+            (None, "/a/1", 0),
+            (Some("x.example"), "/a", 1),
+            (None, "/b", 2),
+        ];
         for (host, path, want) in cases {
             let route = snap.routes.find(host, path).unwrap();
             assert_eq!(route_index(&snap, route), Some(want), "{host:?} {path}");
