@@ -40,6 +40,26 @@ async fn sigint_with_nothing_in_flight_exits_0_at_once() {
     assert_eq!(code, Some(0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_listen_address_serves() {
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace(
+        "listen = \"127.0.0.1:0\"",
+        "listen = [\"127.0.0.1:0\", \"127.0.0.1:0\"]",
+    );
+    let gate = Binary::start_with_listeners(&config, 2);
+    assert_ne!(gate.addrs[0], gate.addrs[1]);
+    for addr in &gate.addrs {
+        let res = client()
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(up.hits(), 2);
+}
+
 /// 200 MB up and 200 MB down through the proxy process raise its peak RSS by less than 20 MB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_200_mb_each_way_keeps_the_proxys_memory_flat() {

@@ -210,13 +210,18 @@ impl Proxy {
             upgrade::spawn_tunnel(client, upstream, Arc::clone(&self.conn));
         }
         let (head, body) = res.into_parts();
-        Response::from_parts(head, ProxyBody::Upstream(body))
+        let fault = body::Fault {
+            observer: Arc::clone(&self.conn.observer),
+            live: Arc::clone(live),
+            upstream: route.upstream,
+        };
+        Response::from_parts(head, ProxyBody::upstream(body, fault))
     }
 }
 
 /// What a forwarded request needs from the evaluation.
 struct Forwarding<'a> {
-    live: &'a Live,
+    live: &'a Arc<Live>,
     parts: &'a Parts,
     route: &'a Route,
     decision: &'a Decision<'a>,

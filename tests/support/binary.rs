@@ -12,12 +12,19 @@ pub struct Binary {
     child: Child,
     /// Its first listener.
     pub addr: SocketAddr,
+    /// Every listener, in `server.listen` order.
+    pub addrs: Vec<SocketAddr>,
     _config: tempfile::NamedTempFile,
 }
 
 impl Binary {
     /// Write `toml` to a temp file, run `corsgate run -c FILE`, and wait for its listening line.
     pub fn start(toml: &str) -> Binary {
+        Binary::start_with_listeners(toml, 1)
+    }
+
+    /// As [`Binary::start`], for a config with `listeners` addresses in `server.listen`.
+    pub fn start_with_listeners(toml: &str, listeners: usize) -> Binary {
         let mut config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
         std::io::Write::write_all(&mut config, toml.as_bytes()).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_corsgate"))
@@ -37,16 +44,23 @@ impl Binary {
                 }
             }
         });
-        let addr = match rx.recv_timeout(PATIENCE) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("corsgate did not print its listening line");
+        let mut addrs = Vec::with_capacity(listeners);
+        while addrs.len() < listeners {
+            match rx.recv_timeout(PATIENCE) {
+                Ok(addr) => addrs.push(addr),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "corsgate printed {} of {listeners} listening lines",
+                        addrs.len()
+                    );
+                }
             }
-        };
+        }
         Binary {
             child,
-            addr,
+            addr: addrs[0],
+            addrs,
             _config: config,
         }
     }
