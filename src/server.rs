@@ -89,7 +89,8 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     }
     // === admin (admin.rs): spawn the admin listener on `shared.load().snapshot.server.admin` here,
     // with `observer.clone()`. ===
-    // === reload (reload.rs): `reload::spawn(config_path, shared.clone(), observer.clone());` ===
+    crate::reload::spawn(config_path, Arc::clone(&shared), Arc::clone(&observer))
+        .map_err(ServerError::Signal)?;
     serve(listeners, shared, observer, shutdown).await;
     Ok(())
 }
