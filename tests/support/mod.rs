@@ -75,6 +75,8 @@ pub struct Gate {
     pub addr: SocketAddr,
     /// The live state, to inspect or swap.
     pub shared: Arc<Shared>,
+    /// Its observer, to read metrics.
+    pub observer: Arc<Observer>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -93,7 +95,7 @@ impl Gate {
         let task = tokio::spawn(corsgate::server::serve(
             vec![listener],
             Arc::clone(&shared),
-            observer,
+            Arc::clone(&observer),
             async move {
                 let _ = stopped.await;
             },
@@ -101,6 +103,7 @@ impl Gate {
         Gate {
             addr,
             shared,
+            observer,
             stop: Some(stop),
             task: Some(task),
         }
@@ -109,6 +112,20 @@ impl Gate {
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The value of one metric sample, e.g. `metric("corsgate_upstream_errors_total",
+    /// &[("kind", "reset")])`: the first series of that name carrying every given label.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let text = self.observer.encode_metrics().unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .find(|l| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
     /// Begin a graceful shutdown; returns when the server has drained.
