@@ -44,6 +44,8 @@ pub(crate) enum ForwardError {
         kind: UpstreamErrorKind,
         /// No connection or no response head in time: answered 504 rather than 502.
         timed_out: bool,
+        /// The error and its causes, for the log line (certificate errors name the reason here).
+        reason: String,
     },
 }
 
@@ -67,6 +69,7 @@ pub(crate) async fn forward(
         Err(_) => Err(ForwardError::Upstream {
             kind: UpstreamErrorKind::Timeout,
             timed_out: true,
+            reason: format!("no response head within {:?}", up.timeout),
         }),
     }
 }
@@ -119,7 +122,10 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ForwardError {
     let mut timed_out = false;
     let mut tls = false;
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    let mut reason = e.to_string();
     while let Some(s) = source {
+        reason.push_str(": ");
+        reason.push_str(&s.to_string());
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
             // io::Error::source() skips a custom error's own value, so look at it directly:
@@ -141,5 +147,6 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ForwardError {
     ForwardError::Upstream {
         kind,
         timed_out: timed_out && e.is_connect(),
+        reason,
     }
 }

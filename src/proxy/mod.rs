@@ -108,9 +108,7 @@ impl Proxy {
         };
         let eval = live.snapshot.evaluate(&view);
         let mut rec = Record::new(&parts, host, start);
-        rec.route = eval
-            .route
-            .and_then(|r| record::route_index(&live.snapshot, r));
+        rec.route = eval.route.map(|r| r.index);
         let mode = eval.policy.map(|p| p.enforcement());
         let decision = &eval.decision;
         let plan = enforce::plan(decision, eval.policy);
@@ -177,10 +175,14 @@ impl Proxy {
         {
             Ok(ok) => ok,
             Err(e) => {
-                if let ForwardError::Upstream { kind, .. } = e {
-                    self.conn
-                        .observer
-                        .upstream_error(&live.handles, route.upstream, kind);
+                if let ForwardError::Upstream { kind, reason, .. } = &e {
+                    let why = std::io::Error::other(reason.as_str());
+                    self.conn.observer.upstream_failure(
+                        &live.handles,
+                        route.upstream,
+                        *kind,
+                        Some(&why),
+                    );
                 }
                 return local_error(match e {
                     ForwardError::Upstream {

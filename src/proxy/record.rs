@@ -12,8 +12,6 @@ use super::body::ProxyBody;
 use crate::live::Live;
 use crate::observe::{AccessRecord, Observer};
 use crate::policy::{Decision, Enforcement};
-use crate::routes::Route;
-use crate::snapshot::Snapshot;
 
 /// What is known about a request before its response: borrowed from the request head.
 pub(crate) struct Record<'a> {
@@ -84,19 +82,6 @@ pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
         .sum()
 }
 
-/// The index of `route` in `snapshot.routes` (config order, as the observer's handles are built).
-///
-/// `Route` does not carry its index, so it is recovered from the route's address inside the
-/// table's contiguous storage (O(1), no scan), and checked against the table before it is trusted.
-pub(crate) fn route_index(snapshot: &Snapshot, route: &Route) -> Option<usize> {
-    let first = snapshot.routes.iter().next()? as *const Route as usize;
-    let size = std::mem::size_of::<Route>().max(1);
-    let offset = (route as *const Route as usize).checked_sub(first)?;
-    let i = offset / size;
-    let found = snapshot.routes.iter().nth(i)?;
-    std::ptr::eq(found, route).then_some(i)
-}
-
 /// Whether `s` is a syntactically valid `Host` value: `uri-host [ ":" port ]` (RFC 9110 §7.2), a
 /// reg-name, IPv4 or bracketed IPv6 literal, no userinfo, path or whitespace.
 pub(crate) fn is_authority(s: &str) -> bool {
@@ -135,41 +120,6 @@ pub(crate) fn is_authority(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn route_index_recovers_each_routes_position_in_config_order() {
-        let text = r#"
-[upstreams.u]
-url = "http://127.0.0.1:1"
-[policies.p]
-allowed_origins = ["https://a.example"]
-[[routes]]
-path_prefix = "/a"
-upstream = "u"
-policy = "p"
-[[routes]]
-host = "x.example"
-upstream = "u"
-policy = "p"
-[[routes]]
-path_prefix = "/"
-upstream = "u"
-policy = "p"
-"#;
-        let loaded = crate::config::load_str(text, std::path::Path::new("t.toml")).unwrap();
-        let snap = loaded.snapshot;
-        let cases = [
-            (None, "/a/1", 0),
-            (Some("x.example"), "/a", 1),
-            (None, "/b", 2),
-        ];
-        for (host, path, want) in cases {
-            let route = snap.routes.find(host, path).unwrap();
-            assert_eq!(route_index(&snap, route), Some(want), "{host:?} {path}");
-        }
-        let stranger = snap.routes.iter().next().unwrap().clone();
-        assert_eq!(route_index(&snap, &stranger), None);
-    }
 
     #[test]
     fn host_values_are_checked_as_authorities() {
