@@ -251,7 +251,10 @@ mod tests {
     use http::header::VARY;
 
     fn vary_of(h: &HeaderMap) -> Vec<&str> {
-        h.get_all(VARY).iter().map(|v| v.to_str().unwrap()).collect()
+        h.get_all(VARY)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
     }
 
     #[test]

@@ -79,8 +79,7 @@ impl AllowedHeaders {
             return true;
         }
         if name.bytes().all(|b| !b.is_ascii_uppercase()) {
-            return HeaderName::from_bytes(name.as_bytes())
-                .is_ok_and(|n| self.names.contains(&n));
+            return HeaderName::from_bytes(name.as_bytes()).is_ok_and(|n| self.names.contains(&n));
         }
         self.names
             .iter()
@@ -144,7 +143,11 @@ impl Policy {
             AllowedMethods::Any => "*".to_owned(),
             AllowedMethods::List(l) => join(l.iter().map(Method::as_str)),
         };
-        push(&mut preflight, header::ACCESS_CONTROL_ALLOW_METHODS, &methods);
+        push(
+            &mut preflight,
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            &methods,
+        );
         let mut names: Vec<&str> = spec.headers.names.iter().map(HeaderName::as_str).collect();
         names.sort_unstable();
         if spec.headers.any {
@@ -174,7 +177,8 @@ impl Policy {
                 &join(spec.expose_headers.iter().map(String::as_str)),
             );
         }
-        let mut preflight_vary = String::from("Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
+        let mut preflight_vary =
+            String::from("Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
         if spec.allow_private_network {
             preflight_vary.push_str(", Access-Control-Request-Private-Network");
         }

@@ -180,9 +180,9 @@ impl OriginPattern {
             Some(suffix) => {
                 // A wildcard over a public suffix (*.com, *.co.uk, *.github.io) allows unrelated
                 // sites. Only suffixes the list knows are refused, so `*.localhost` stays usable.
-                if psl::suffix(suffix.as_bytes()).is_some_and(|sfx| {
-                    sfx.is_known() && sfx.as_bytes().len() == suffix.len()
-                }) {
+                if psl::suffix(suffix.as_bytes())
+                    .is_some_and(|sfx| sfx.is_known() && sfx.as_bytes().len() == suffix.len())
+                {
                     return Err(OriginError::PublicSuffix(suffix.to_owned()));
                 }
                 (suffix.to_owned(), true)
@@ -228,7 +228,10 @@ fn default_port(scheme: &str) -> Option<u16> {
 
 fn parse_parts(s: &str, pattern: bool) -> Result<Parts<'_>, OriginError> {
     let (scheme, rest) = s.split_once("://").ok_or(OriginError::BadScheme)?;
-    let scheme_ok = scheme.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+    let scheme_ok = scheme
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_alphabetic)
         && scheme
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
