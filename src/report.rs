@@ -1,18 +1,341 @@
-//! `check` and `explain`: rendering compiled configs and decisions for people and for JSON.
+//! `check` and `explain`: rendering compiled configs and decisions for people and as JSON. Pure string
+//! building over `Snapshot::evaluate`, the same engine the proxy runs.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::ExplainArgs;
+use http::header::{HeaderMap, HeaderName, HeaderValue, ORIGIN};
+use http::{Method, StatusCode};
+use serde_json::{json, Map, Value};
 
-/// `corsgate check`.
+use crate::cli::ExplainArgs;
+use crate::config;
+use crate::policy::{Decision, Enforcement, OriginRule, RequestView, Scheme, ACRH, ACRM, ACRPN};
+use crate::snapshot::{Evaluation, Snapshot};
+
+/// `corsgate check`: summary on stdout and exit 0, or every error on stderr and exit 1.
 pub fn check_command(path: &Path) -> ExitCode {
-    let _ = path;
-    ExitCode::FAILURE
+    match config::load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            print!("{}", summary(&loaded.snapshot));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for line in e.warnings.iter().chain(&e.errors) {
+                eprintln!("{line}");
+            }
+            eprintln!(
+                "{}: {} error(s); config rejected",
+                path.display(),
+                e.errors.len()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `check` summary: routes, upstreams, policies with their origin counts.
+pub fn summary(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: OK", s.source.display());
+    let listen: Vec<String> = s.server.listen.iter().map(ToString::to_string).collect();
+    let scheme = if s.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let _ = writeln!(out, "listen: {} ({scheme})", listen.join(", "));
+    if let Some(a) = s.server.admin {
+        let _ = writeln!(out, "admin: {a}");
+    }
+    let _ = writeln!(out, "routes ({}):", s.routes.len());
+    for r in s.routes.iter() {
+        let host = r.host.as_ref().map_or("*".to_owned(), ToString::to_string);
+        let _ = writeln!(
+            out,
+            "  {:<20} host {host} prefix {}{} -> upstream {}, policy {}",
+            r.name,
+            r.path_prefix,
+            if r.strip_prefix { " (stripped)" } else { "" },
+            s.upstreams[r.upstream].name,
+            s.policies[r.policy].name()
+        );
+    }
+    let _ = writeln!(out, "upstreams ({}):", s.upstreams.len());
+    for u in &s.upstreams {
+        let _ = writeln!(
+            out,
+            "  {:<20} {}://{}{} (connect {:?}, timeout {:?})",
+            u.name, u.scheme, u.authority, u.base_path, u.connect_timeout, u.timeout
+        );
+    }
+    let _ = writeln!(out, "policies ({}):", s.policies.len());
+    for p in &s.policies {
+        let spec = p.spec();
+        let (exact, patterns, regexes) = spec.origins.counts();
+        let any = if spec.origins.allows_any() {
+            ", any origin"
+        } else {
+            ""
+        };
+        let null = if spec.origins.allows_null() {
+            ", null"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {:<20} {exact} exact origin(s), {patterns} pattern(s), {regexes} regex(es){any}{null}; credentials {}; {}",
+            p.name(),
+            spec.allow_credentials,
+            p.enforcement().as_str()
+        );
+    }
+    out
 }
 
 /// `corsgate explain`.
 pub fn explain_command(path: &Path, args: &ExplainArgs) -> ExitCode {
-    let _ = (path, args);
-    ExitCode::FAILURE
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            for line in &e.errors {
+                eprintln!("{line}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let request = match ExplainRequest::new(args, loaded.snapshot.server.tls.is_some()) {
+        Ok(r) => r,
+        Err(msg) => {
+            eprintln!("corsgate explain: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let view = request.view();
+    let eval = loaded.snapshot.evaluate(&view);
+    if args.json {
+        println!("{}", explain_json(&eval, &view));
+    } else {
+        print!("{}", explain_text(&eval, &view));
+    }
+    ExitCode::SUCCESS
+}
+
+/// An owned request built from `explain`'s flags.
+#[derive(Debug)]
+pub struct ExplainRequest {
+    method: Method,
+    scheme: Scheme,
+    host: Option<String>,
+    path: String,
+    headers: HeaderMap,
+}
+
+impl ExplainRequest {
+    /// Build the request `explain` (and the demo) evaluates.
+    pub fn new(args: &ExplainArgs, tls: bool) -> Result<Self, String> {
+        let bad = |what: &str, v: &str| format!("invalid {what} {v:?}");
+        let mut headers = HeaderMap::new();
+        if let Some(o) = &args.origin {
+            headers.insert(
+                ORIGIN,
+                HeaderValue::from_str(o).map_err(|_| bad("origin", o))?,
+            );
+        }
+        let method = if args.preflight {
+            let m = HeaderValue::from_str(&args.method).map_err(|_| bad("method", &args.method))?;
+            headers.insert(&ACRM, m);
+            let names: Vec<&str> = args
+                .headers
+                .iter()
+                .map(|h| h.split(':').next().unwrap_or(h).trim())
+                .collect();
+            if !names.is_empty() {
+                let v = HeaderValue::from_str(&names.join(", "))
+                    .map_err(|_| bad("header", &names.join(",")))?;
+                headers.insert(&ACRH, v);
+            }
+            if args.private_network {
+                headers.insert(&ACRPN, HeaderValue::from_static("true"));
+            }
+            Method::OPTIONS
+        } else {
+            for h in &args.headers {
+                let (n, v) = h.split_once(':').unwrap_or((h, ""));
+                let name =
+                    HeaderName::from_bytes(n.trim().as_bytes()).map_err(|_| bad("header", n))?;
+                let value = HeaderValue::from_str(v.trim()).map_err(|_| bad("header value", v))?;
+                headers.append(name, value);
+            }
+            Method::from_bytes(args.method.as_bytes()).map_err(|_| bad("method", &args.method))?
+        };
+        let path = args.path.split(['?', '#']).next().unwrap_or("/").to_owned();
+        Ok(Self {
+            method,
+            scheme: if args.https || tls {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            },
+            host: args.host.clone(),
+            path,
+            headers,
+        })
+    }
+
+    /// Borrow it as the policy engine's view.
+    pub fn view(&self) -> RequestView<'_> {
+        RequestView {
+            method: &self.method,
+            scheme: self.scheme,
+            host: self.host.as_deref(),
+            path: &self.path,
+            headers: &self.headers,
+        }
+    }
+}
+
+/// The status the proxy itself answers with (`None` = forwarded to the upstream).
+pub fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
+    let enforcement = eval.policy.map(|p| p.enforcement());
+    if enforcement == Some(Enforcement::ReportOnly) {
+        return None;
+    }
+    match eval.decision {
+        Decision::NoRoute => Some(StatusCode::NOT_FOUND),
+        Decision::PreflightAllowed { .. } => eval.policy.map(|p| p.preflight_status()),
+        Decision::PreflightDenied(_) => Some(StatusCode::FORBIDDEN),
+        Decision::Denied(_) if enforcement == Some(Enforcement::Block) => {
+            Some(StatusCode::FORBIDDEN)
+        }
+        _ => None,
+    }
+}
+
+/// The headers corsgate adds to the response (report-only adds none).
+pub fn response_headers(eval: &Evaluation<'_>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if eval.policy.map(|p| p.enforcement()) != Some(Enforcement::ReportOnly) {
+        eval.decision.apply(&mut h);
+    }
+    h
+}
+
+/// Why the decision was made, in one sentence that names the rule.
+pub fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
+    let origin = view
+        .headers
+        .get(ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let rule = |r: &OriginRule<'_>| match r {
+        OriginRule::Any => "allowed_origins contains \"*\"".to_owned(),
+        OriginRule::Exact => format!("{origin} is listed in allowed_origins"),
+        OriginRule::Null => "\"null\" is listed in allowed_origins".to_owned(),
+        OriginRule::Pattern(p) => format!("{origin} matches the pattern {p}"),
+        OriginRule::Regex(r) => format!("{origin} matches the regex {r}"),
+    };
+    let mut s = match &eval.decision {
+        Decision::NotCors { .. } => {
+            "no Origin header: not a CORS request, forwarded untouched".to_owned()
+        }
+        Decision::SameOrigin { .. } => {
+            format!("{origin} is the request's own origin: forwarded untouched")
+        }
+        Decision::NoRoute => format!(
+            "no route matches host {} and path {}",
+            view.host.unwrap_or("(none)"),
+            view.path
+        ),
+        Decision::PreflightAllowed { rule: r, .. } => {
+            let method = view
+                .request_method()
+                .and_then(|m| m.to_str().ok())
+                .unwrap_or("");
+            format!(
+                "{}; method {method} and the requested headers are allowed",
+                rule(r)
+            )
+        }
+        Decision::Allowed { rule: r, .. } => {
+            format!("{}; method {} is allowed", rule(r), view.method)
+        }
+        Decision::PreflightDenied(d) | Decision::Denied(d) => format!("{}: {}", d.reason, d.detail),
+    };
+    if let Some(p) = eval
+        .policy
+        .filter(|p| p.enforcement() != Enforcement::Block)
+    {
+        let _ = write!(s, " ({} mode)", p.enforcement().as_str());
+    }
+    s
+}
+
+/// The `explain --json` object of interface.md.
+pub fn explain_json(eval: &Evaluation<'_>, view: &RequestView<'_>) -> Value {
+    let mut headers = Map::new();
+    let h = response_headers(eval);
+    for name in h.keys() {
+        let values: Vec<&str> = h
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        headers.insert(name.as_str().to_owned(), Value::String(values.join(", ")));
+    }
+    json!({
+        "decision": eval.decision.kind(),
+        "route": eval.route.map(|r| r.name.as_str()),
+        "policy": eval.policy.map(|p| p.name()),
+        "reason": reason(eval, view),
+        "status": local_status(eval).map(|s| s.as_u16()),
+        "headers": headers,
+    })
+}
+
+/// The human-readable `explain` output.
+pub fn explain_text(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "decision: {}", eval.decision.kind());
+    match eval.route {
+        Some(r) => {
+            let host = r.host.as_ref().map_or("*".to_owned(), ToString::to_string);
+            let _ = writeln!(
+                out,
+                "route:    {} (host {host}, path_prefix {})",
+                r.name, r.path_prefix
+            );
+        }
+        None => {
+            let _ = writeln!(out, "route:    (none)");
+        }
+    }
+    if let Some(p) = eval.policy {
+        let _ = writeln!(
+            out,
+            "policy:   {} (enforcement {})",
+            p.name(),
+            p.enforcement().as_str()
+        );
+    }
+    let _ = writeln!(out, "reason:   {}", reason(eval, view));
+    let status = local_status(eval).map_or("forwarded to the upstream".to_owned(), |s| {
+        format!("{} (answered by corsgate)", s.as_u16())
+    });
+    let _ = writeln!(out, "status:   {status}");
+    let h = response_headers(eval);
+    if h.is_empty() {
+        let _ = writeln!(out, "headers:  (none added)");
+    } else {
+        let _ = writeln!(out, "headers:");
+        for (name, value) in &h {
+            let _ = writeln!(out, "  {}: {}", name, value.to_str().unwrap_or("<binary>"));
+        }
+    }
+    out
 }

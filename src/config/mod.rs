@@ -1,37 +1,77 @@
 //! The config file: `raw` mirrors the TOML, `compile` validates it into a `Snapshot`, and
 //! `diagnostic` renders every problem as FILE:LINE:COL.
 
+mod compile;
+pub mod diagnostic;
+pub mod raw;
+
 use std::path::{Path, PathBuf};
 
+pub use compile::parse_duration;
+pub use diagnostic::{Diagnostic, Severity};
+
 use crate::snapshot::Snapshot;
+use diagnostic::Diagnostics;
 
 /// A compiled config and the warnings it produced.
 #[derive(Debug)]
 pub struct Loaded {
     /// The compiled snapshot.
     pub snapshot: Snapshot,
-    /// Warnings (printed, never fatal).
+    /// Warnings, rendered as `FILE:LINE:COL: warning: message` (printed, never fatal).
     pub warnings: Vec<String>,
 }
 
-/// Every error in a config file, each already rendered as `FILE:LINE:COL: error: message`.
+/// Every error in a config file, each rendered as `FILE:LINE:COL: error: message`, sorted by position.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", .errors.join("\n"))]
 pub struct ConfigError {
     /// The file.
     pub path: PathBuf,
-    /// Rendered errors, sorted by position.
+    /// Rendered errors.
     pub errors: Vec<String>,
+    /// Rendered warnings found on the way.
+    pub warnings: Vec<String>,
 }
 
 /// Read and compile a config file. Relative paths inside resolve against its directory.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let _ = path;
-    todo!("config::load lands with issue 2")
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, path),
+        Err(e) => Err(ConfigError {
+            path: path.to_path_buf(),
+            errors: vec![format!(
+                "{}:1:1: error: cannot read the config: {e}",
+                path.display()
+            )],
+            warnings: Vec::new(),
+        }),
+    }
 }
 
 /// Compile config text as if read from `path`.
 pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
-    let _ = (text, path);
-    todo!("config::load_str lands with issue 2")
+    let mut d = Diagnostics::new(text);
+    let base = path.parent().unwrap_or(Path::new("."));
+    let snapshot = match toml::from_str::<raw::RawConfig>(text) {
+        Ok(raw) => compile::compile(raw, path, base, &mut d),
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            d.serde_error(span, e.message());
+            None
+        }
+    };
+    let (errors, warnings): (Vec<_>, Vec<_>) = d
+        .into_sorted()
+        .into_iter()
+        .partition(|x| x.severity == Severity::Error);
+    let warnings = warnings.iter().map(|w| w.render(path)).collect();
+    match snapshot {
+        Some(snapshot) if errors.is_empty() => Ok(Loaded { snapshot, warnings }),
+        _ => Err(ConfigError {
+            path: path.to_path_buf(),
+            errors: errors.iter().map(|e| e.render(path)).collect(),
+            warnings,
+        }),
+    }
 }

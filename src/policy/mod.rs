@@ -12,6 +12,7 @@ pub use decision::{
     merge_vary, AllowOrigin, CorsHeaders, Decision, Denial, DenialReason, OriginRule,
 };
 pub use origin::{AllowedOrigins, Origin, OriginError, OriginPattern, PortMatch, RequestOrigin};
+pub(crate) use request::is_tchar;
 pub use request::{
     AcrhError, OriginHeader, RequestHeaderNames, RequestView, Scheme, ACRH, ACRM, ACRPN,
     MAX_ACRH_BYTES, MAX_ACRH_NAMES,
@@ -68,22 +69,29 @@ pub struct AllowedHeaders {
     /// `"*"` was listed (only without credentials); it never covers `authorization`.
     pub any: bool,
     /// The names listed, lowercase.
-    pub names: HashSet<HeaderName>,
+    pub names: HashSet<Box<str>>,
 }
 
 impl AllowedHeaders {
     fn allows(&self, name: &str) -> bool {
-        // HeaderName lookups need an owned name; compare by the lowercase bytes instead so that the
-        // hot path never allocates. Request header lists are short (a handful of names).
         if self.any && !name.eq_ignore_ascii_case("authorization") {
             return true;
         }
-        if name.bytes().all(|b| !b.is_ascii_uppercase()) {
-            return HeaderName::from_bytes(name.as_bytes()).is_ok_and(|n| self.names.contains(&n));
+        if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.names.contains(name);
         }
-        self.names
-            .iter()
-            .any(|n| n.as_str().eq_ignore_ascii_case(name))
+        // Lowercase on the stack: header names in a preflight are short, and the hot path should
+        // not allocate for a client that sends `X-Token` instead of `x-token`.
+        let mut buf = [0u8; 64];
+        match buf.get_mut(..name.len()) {
+            Some(dst) => {
+                for (d, s) in dst.iter_mut().zip(name.bytes()) {
+                    *d = s.to_ascii_lowercase();
+                }
+                std::str::from_utf8(dst).is_ok_and(|n| self.names.contains(n))
+            }
+            None => self.names.contains(name.to_ascii_lowercase().as_str()),
+        }
     }
 }
 
@@ -148,7 +156,7 @@ impl Policy {
             header::ACCESS_CONTROL_ALLOW_METHODS,
             &methods,
         );
-        let mut names: Vec<&str> = spec.headers.names.iter().map(HeaderName::as_str).collect();
+        let mut names: Vec<&str> = spec.headers.names.iter().map(AsRef::as_ref).collect();
         names.sort_unstable();
         if spec.headers.any {
             // `*` never covers Authorization, so it stays listed by name next to `*`.

@@ -250,13 +250,15 @@ mod tests {
         h.insert(ORIGIN, HeaderValue::from_static("https://a.example"));
         let opt = Method::OPTIONS;
         let get = Method::GET;
-        let mk = |m, h| RequestView {
-            method: m,
-            scheme: Scheme::Http,
-            host: None,
-            path: "/",
-            headers: h,
-        };
+        fn mk<'a>(m: &'a Method, h: &'a HeaderMap) -> RequestView<'a> {
+            RequestView {
+                method: m,
+                scheme: Scheme::Http,
+                host: None,
+                path: "/",
+                headers: h,
+            }
+        }
         assert!(!mk(&opt, &h).is_preflight());
         h.insert(&ACRM, HeaderValue::from_static("PUT"));
         assert!(mk(&opt, &h).is_preflight());
