@@ -88,7 +88,7 @@ impl Pages {
         };
         match explain(&self.snapshot, &self.api_host, &query) {
             Ok(v) => json(StatusCode::OK, &v),
-            Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e) => error(StatusCode::BAD_REQUEST, &e),
         }
     }
 }
