@@ -138,6 +138,18 @@ impl Connection {
         method: &str,
         params: Value,
     ) -> Result<Value, CdpError> {
+        self.call_within(COMMAND_TIMEOUT, session, method, params)
+            .await
+    }
+
+    /// [`Connection::call`] with its own time limit (for commands that run page script).
+    pub async fn call_within(
+        &self,
+        limit: Duration,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, CdpError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut msg = json!({ "id": id, "method": method, "params": params });
         if let Some(s) = session {
@@ -149,7 +161,7 @@ impl Connection {
             lock(&self.pending).remove(&id);
             return Err(CdpError::Closed);
         }
-        match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+        match tokio::time::timeout(limit, rx).await {
             Ok(Ok(reply)) => reply.map_err(|e| e.context(method)),
             Ok(Err(_)) => Err(CdpError::Closed),
             Err(_) => {

@@ -96,19 +96,25 @@ impl Page {
     /// Evaluate `expression` in the page, await it if it is a promise, and return its JSON value.
     /// A thrown exception is an error carrying its description.
     pub async fn eval(&self, expression: &str) -> Result<Value, CdpError> {
-        let call = self.call(
-            "Runtime.evaluate",
-            json!({
-                "expression": expression,
-                "awaitPromise": true,
-                "returnByValue": true,
-                "userGesture": true,
-                "timeout": PAGE_TIMEOUT.as_millis() as u64,
-            }),
-        );
-        let r = tokio::time::timeout(PAGE_TIMEOUT, call)
+        let params = json!({
+            "expression": expression,
+            "awaitPromise": true,
+            "returnByValue": true,
+            "userGesture": true,
+        });
+        let r = self
+            .conn
+            .call_within(
+                PAGE_TIMEOUT,
+                Some(&self.session),
+                "Runtime.evaluate",
+                params,
+            )
             .await
-            .map_err(|_| CdpError::Timeout(format!("evaluating {expression}")))??;
+            .map_err(|e| match e {
+                CdpError::Timeout(_) => CdpError::Timeout(format!("evaluating {expression}")),
+                other => other,
+            })?;
         if let Some(ex) = r.get("exceptionDetails") {
             let text = ex["exception"]["description"]
                 .as_str()
