@@ -53,7 +53,10 @@ fn bench_origins(c: &mut Criterion) {
             })
         });
         let mut wild = HeaderMap::new();
-        wild.insert(ORIGIN, HeaderValue::from_static("https://a.b.tenant57.example.net"));
+        wild.insert(
+            ORIGIN,
+            HeaderValue::from_static("https://a.b.tenant57.example.net"),
+        );
         group.bench_with_input(BenchmarkId::new("wildcard_hit", n), &n, |b, _| {
             b.iter(|| {
                 let view = RequestView {
@@ -76,7 +79,10 @@ fn bench_preflight(c: &mut Criterion) {
         let s = snapshot(1_000, names);
         let mut headers = HeaderMap::new();
         headers.insert(ORIGIN, HeaderValue::from_static("https://app7.example.com"));
-        headers.insert("access-control-request-method", HeaderValue::from_static("PUT"));
+        headers.insert(
+            "access-control-request-method",
+            HeaderValue::from_static("PUT"),
+        );
         let list: Vec<String> = (0..names).map(|i| format!("X-Header-{i}")).collect();
         headers.insert(
             "access-control-request-headers",

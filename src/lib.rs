@@ -15,9 +15,14 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+/// Runtime state swapped on reload: snapshot, upstream clients, metric handles.
+pub mod live;
 pub mod observe;
 pub mod policy;
+/// The per-request proxy service.
+pub mod proxy;
 pub mod report;
 pub mod routes;
 pub mod server;
 pub mod snapshot;
+pub mod tls;

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::policy::{decide, Decision, Policy, RequestView};
@@ -23,6 +24,9 @@ pub struct Snapshot {
     pub policies: Vec<Policy>,
     /// `[[routes]]`, indexed for lookup.
     pub routes: RouteTable,
+    /// The listener's TLS config, built from `server.tls` when the file was compiled (so a reload
+    /// rotates the certificate for new handshakes).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The result of evaluating one request against a snapshot.

@@ -61,19 +61,25 @@ fn mutate(origin: &str, kind: u8, junk: &str) -> String {
     let port_s = port.map(|p| format!(":{p}")).unwrap_or_default();
     let junk = if junk.is_empty() { "x" } else { junk };
     match kind % 12 {
-        0 => format!("{origin}{junk}"),                        // suffix on the port or host
-        1 => format!("{scheme}://{junk}{host}{port_s}"),       // prefix on the host
-        2 => format!("{scheme}://{host}.{junk}{port_s}"),      // the allowed host as a subdomain
-        3 => format!("{scheme}://{junk}@{host}{port_s}"),      // userinfo
-        4 => format!("{origin}/{junk}"),                       // path
-        5 => format!("{scheme}://{host}:{}", port.map_or(1, |p| p.len() as u16 + 1000)), // port
+        0 => format!("{origin}{junk}"), // suffix on the port or host
+        1 => format!("{scheme}://{junk}{host}{port_s}"), // prefix on the host
+        2 => format!("{scheme}://{host}.{junk}{port_s}"), // the allowed host as a subdomain
+        3 => format!("{scheme}://{junk}@{host}{port_s}"), // userinfo
+        4 => format!("{origin}/{junk}"), // path
+        5 => format!(
+            "{scheme}://{host}:{}",
+            port.map_or(1, |p| p.len() as u16 + 1000)
+        ), // port
         6 => {
             let other = if scheme == "https" { "http" } else { "https" };
             format!("{other}://{rest}")
         }
         7 => format!("{scheme}://{host}{junk}{port_s}"), // host with appended label chars
         8 => format!("{origin}.{junk}"),
-        9 => format!("{scheme}://{}{port_s}", host.replace("xn--bcher-kva", "bücher")), // IDN
+        9 => format!(
+            "{scheme}://{}{port_s}",
+            host.replace("xn--bcher-kva", "bücher")
+        ), // IDN
         10 => format!("{scheme}://{junk}.{host}{port_s}"), // subdomain of an exact origin
         _ => format!("{scheme}:/{rest}"),
     }

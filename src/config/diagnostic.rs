@@ -102,8 +102,7 @@ impl<'t> Diagnostics<'t> {
 
     /// All diagnostics, sorted by position.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items
-            .sort_by(|a, b| (a.line, a.col, a.severity).cmp(&(b.line, b.col, b.severity)));
+        self.items.sort_by_key(|d| (d.line, d.col, d.severity));
         self.items
     }
 }

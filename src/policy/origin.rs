@@ -343,7 +343,7 @@ impl PortEntries {
                 PortMatch::Any => true,
                 PortMatch::Is(p) => *p == port,
             };
-            hit.then(|| match pattern {
+            hit.then_some(match pattern {
                 Some(p) => OriginRule::Pattern(p),
                 None => OriginRule::Exact,
             })

@@ -63,14 +63,34 @@ pub(super) fn compile(
     if d.has_errors() {
         return None;
     }
+    let server = server?;
+    let tls = match &server.tls {
+        None => None,
+        Some(files) => match crate::tls::server_config(&files.cert, &files.key) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                let span = raw_tls_span(&raw).unwrap_or(0..0);
+                d.error(span, e.to_string());
+                return None;
+            }
+        },
+    };
     Some(Snapshot {
         source: source.to_path_buf(),
-        server: server?,
+        tls,
+        server,
         log: log?,
         upstreams,
         policies,
         routes: routes?,
     })
+}
+
+fn raw_tls_span(raw: &RawConfig) -> Option<Range<usize>> {
+    match raw.server.as_ref()?.get_ref() {
+        Lenient::Ok(s) => s.tls.as_ref().map(Spanned::span),
+        Lenient::Err(_) => None,
+    }
 }
 
 /// Unwrap a lenient entry, recording its serde error.
@@ -183,11 +203,11 @@ fn compile_server(
         .as_ref()
         .and_then(|a| addr(a.get_ref(), a.span(), d));
     let tls = s.tls.as_ref().map(|t| {
-        let t = t.get_ref();
-        TlsFiles {
-            cert: resolve_file(&t.cert, base, d),
-            key: resolve_file(&t.key, base, d),
-        }
+        let files = TlsFiles {
+            cert: resolve_file(&t.get_ref().cert, base, d),
+            key: resolve_file(&t.get_ref().key, base, d),
+        };
+        (files, t.span())
     });
     let max_connections = match &s.max_connections {
         None => defaults.max_connections,
@@ -203,7 +223,7 @@ fn compile_server(
     Some(ServerSettings {
         listen,
         admin,
-        tls,
+        tls: tls.map(|(files, _)| files),
         header_read_timeout: duration(
             s.header_read_timeout.as_ref(),
             defaults.header_read_timeout,
@@ -309,7 +329,11 @@ fn compile_upstream(
         if scheme.as_ref() != Some(&http::uri::Scheme::HTTPS) {
             d.error(c.span(), "ca_file only applies to an https upstream");
         }
-        resolve_file(c, base, d)
+        let path = resolve_file(c, base, d);
+        if let Err(e) = crate::tls::client_config(Some(&path)) {
+            d.error(c.span(), e.to_string());
+        }
+        path
     });
     let connect_timeout = duration(u.connect_timeout.as_ref(), Duration::from_secs(2), true, d);
     let timeout = duration(u.timeout.as_ref(), Duration::from_secs(30), true, d);

@@ -260,12 +260,10 @@ fn compile_methods(
             }
         }
     }
-    ok.then(|| {
-        if any {
-            AllowedMethods::Any
-        } else {
-            AllowedMethods::List(list)
-        }
+    ok.then_some(if any {
+        AllowedMethods::Any
+    } else {
+        AllowedMethods::List(list)
     })
 }
 

@@ -1,0 +1,139 @@
+//! Forwarding to an upstream: the upstream URI (base path, `strip_prefix`, path and query byte for
+//! byte), the header rewrite, the pooled client call bounded by `timeout`, and fault classification.
+
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::header::{HeaderValue, HOST};
+use http::request::Parts;
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+
+use super::headers::{request_headers, set_forwarded};
+use crate::live::LiveUpstream;
+use crate::observe::UpstreamErrorKind;
+use crate::policy::Scheme;
+use crate::routes::Route;
+use crate::snapshot::Upstream;
+
+/// Where a request came from and how: what the rewrite needs besides the request itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hop<'a> {
+    /// The client's address (appended to `X-Forwarded-For`).
+    pub(crate) peer: SocketAddr,
+    /// The listener's scheme (`X-Forwarded-Proto`).
+    pub(crate) scheme: Scheme,
+    /// The request's authority (`X-Forwarded-Host`, and `Host` with `preserve_host`).
+    pub(crate) host: Option<&'a str>,
+    /// Forward the `Upgrade` handshake.
+    pub(crate) upgrade: bool,
+}
+
+/// An upstream fault, before the response head arrived.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ForwardError {
+    /// The forwarded URI could not be built (an upstream base and a request path that do not form a
+    /// valid URI together).
+    #[error("invalid upstream URI")]
+    Uri,
+    /// The client call failed.
+    #[error("upstream request failed ({kind:?}, timed out: {timed_out})")]
+    Upstream {
+        /// The metric label.
+        kind: UpstreamErrorKind,
+        /// No connection or no response head in time: answered 504 rather than 502.
+        timed_out: bool,
+    },
+}
+
+/// Forward `parts` + `body` to `up` and wait for the response head, at most `timeout`.
+/// Returns the response and the time until its head arrived.
+pub(crate) async fn forward(
+    live: &LiveUpstream,
+    up: &Upstream,
+    route: &Route,
+    parts: &Parts,
+    body: Incoming,
+    hop: Hop<'_>,
+) -> Result<(Response<Incoming>, Duration), ForwardError> {
+    let req = upstream_request(live, up, route, parts, body, hop)?;
+    let start = Instant::now();
+    // `timeout` bounds the whole wait for the response head, connecting included; the connect
+    // itself is bounded separately by `connect_timeout` inside the connector.
+    match tokio::time::timeout(up.timeout, live.client.request(req)).await {
+        Ok(Ok(res)) => Ok((res, start.elapsed())),
+        Ok(Err(e)) => Err(classify(&e)),
+        Err(_) => Err(ForwardError::Upstream {
+            kind: UpstreamErrorKind::Timeout,
+            timed_out: true,
+        }),
+    }
+}
+
+/// Build the request the upstream receives.
+fn upstream_request(
+    live: &LiveUpstream,
+    up: &Upstream,
+    route: &Route,
+    parts: &Parts,
+    body: Incoming,
+    hop: Hop<'_>,
+) -> Result<Request<Incoming>, ForwardError> {
+    let path = route.forward_path(parts.uri.path());
+    let query = parts.uri.query();
+    let mut target =
+        String::with_capacity(live.base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+    target.push_str(&live.base);
+    target.push_str(path);
+    if let Some(q) = query {
+        target.push('?');
+        target.push_str(q);
+    }
+    let uri = Uri::try_from(target).map_err(|_| ForwardError::Uri)?;
+    let join_cookies = parts.version == Version::HTTP_2;
+    let mut headers = request_headers(&parts.headers, hop.upgrade, join_cookies);
+    let host = match hop.host {
+        Some(h) if up.preserve_host => HeaderValue::from_str(h).unwrap_or(live.host.clone()),
+        _ => live.host.clone(),
+    };
+    headers.insert(HOST, host);
+    set_forwarded(&mut headers, &parts.headers, hop.peer.ip(), hop.scheme, hop.host);
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = uri;
+    // The upstream client speaks HTTP/1.1 whatever the client spoke.
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+/// Sort a client error into the metric kinds, and decide 502 or 504.
+fn classify(e: &hyper_util::client::legacy::Error) -> ForwardError {
+    let mut timed_out = false;
+    let mut tls = false;
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+            // io::Error::source() skips a custom error's own value, so look at it directly:
+            // tokio-rustls wraps a handshake failure as io::Error(InvalidData, rustls::Error).
+            tls |= io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        }
+        tls |= s.downcast_ref::<rustls::Error>().is_some();
+        source = s.source();
+    }
+    let kind = if tls {
+        UpstreamErrorKind::Tls
+    } else if e.is_connect() {
+        UpstreamErrorKind::Connect
+    } else {
+        UpstreamErrorKind::Reset
+    };
+    ForwardError::Upstream {
+        kind,
+        timed_out: timed_out && e.is_connect(),
+    }
+}

@@ -1,0 +1,268 @@
+//! Header rewriting between client and upstream: hop-by-hop removal (RFC 9110 §7.6.1), the
+//! `X-Forwarded-*` family, HTTP/2 cookie joining, and removal of the upstream's `Access-Control-*`.
+
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, COOKIE, HOST, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE,
+};
+
+use crate::policy::Scheme;
+
+/// `X-Forwarded-For`.
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// Whether `name` is hop-by-hop by definition (not counting names listed in `Connection`).
+///
+/// RFC 9110 §7.6.1: "Intermediaries MUST ... remove or replace ... Connection ... and other
+/// connection-specific header fields" — Proxy-Connection, Keep-Alive, TE, Transfer-Encoding and
+/// Upgrade (<https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1>); Trailer is framing too. Every
+/// `Proxy-*` field addresses this hop (Proxy-Authorization, Proxy-Authenticate, Proxy-Connection).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION
+        || name == KEEP_ALIVE
+        || name == TE
+        || name == TRAILER
+        || name == TRANSFER_ENCODING
+        || name == UPGRADE
+        || name.as_str().starts_with("proxy-")
+}
+
+/// Whether a `Connection` header of `headers` lists `name` (RFC 9110 §7.6.1: "a proxy ... MUST parse
+/// a received Connection header field ... and remove any header field whose name matches").
+fn listed_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_str().as_bytes()))
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether the request asks for a protocol switch: `Upgrade` present and `Connection: upgrade`.
+pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(UPGRADE)
+        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
+}
+
+/// Copy every end-to-end header of a client request into a fresh map for the upstream. `Host` is
+/// left out (the caller sets it). With `upgrade`, `Connection: upgrade` and `Upgrade` are kept: the
+/// handshake must reach the upstream for the tunnel to open.
+pub(crate) fn request_headers(src: &HeaderMap, upgrade: bool, join_cookies: bool) -> HeaderMap {
+    let mut dst = HeaderMap::with_capacity(src.keys_len() + 3);
+    let listed = src.contains_key(CONNECTION);
+    for (name, value) in src {
+        if is_hop_by_hop(name) || name == HOST || (listed && listed_in_connection(src, name)) {
+            continue;
+        }
+        if join_cookies && name == COOKIE {
+            continue;
+        }
+        dst.append(name.clone(), value.clone());
+    }
+    if join_cookies {
+        if let Some(v) = joined_cookies(src) {
+            dst.insert(COOKIE, v);
+        }
+    }
+    if upgrade {
+        dst.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        for v in src.get_all(UPGRADE) {
+            dst.append(UPGRADE, v.clone());
+        }
+    }
+    dst
+}
+
+/// HTTP/2 may split `Cookie` into one field per pair; "these MUST be concatenated into a single
+/// octet string using the two-octet delimiter of 0x3b, 0x20 (the ASCII string "; ") before being
+/// passed into a non-HTTP/2 context" (<https://www.rfc-editor.org/rfc/rfc9113#section-8.2.3>).
+fn joined_cookies(src: &HeaderMap) -> Option<HeaderValue> {
+    let mut values = src.get_all(COOKIE).iter();
+    let first = values.next()?;
+    let mut joined = first.as_bytes().to_vec();
+    for v in values {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    HeaderValue::from_bytes(&joined).ok()
+}
+
+/// Remove hop-by-hop headers from an upstream response in place. A `101` keeps `Connection` and
+/// `Upgrade`, which are the switch itself.
+pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap, switching: bool) {
+    if headers.contains_key(CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| listed_in_connection(headers, n))
+            .cloned()
+            .collect();
+        for name in listed {
+            if !(switching && name == UPGRADE) {
+                headers.remove(&name);
+            }
+        }
+    }
+    let fixed = [&KEEP_ALIVE, &TE, &TRAILER, &TRANSFER_ENCODING];
+    for name in fixed {
+        headers.remove(name);
+    }
+    if !switching {
+        headers.remove(CONNECTION);
+        headers.remove(UPGRADE);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy {
+        headers.remove(name);
+    }
+}
+
+/// Remove every `Access-Control-*` header (the upstream's), before the policy's are written.
+pub(crate) fn strip_cors(headers: &mut HeaderMap) {
+    // Collect first: a HeaderMap cannot be mutated while its keys are borrowed. Responses without
+    // any Access-Control-* header (the common case) allocate nothing.
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+/// Set the `X-Forwarded-*` headers: append the peer to `X-Forwarded-For`, set `-Proto` to the
+/// listener's scheme and `-Host` to the request's authority.
+pub(crate) fn set_forwarded(
+    dst: &mut HeaderMap,
+    src: &HeaderMap,
+    peer: std::net::IpAddr,
+    scheme: Scheme,
+    host: Option<&str>,
+) {
+    let peer = peer.to_string();
+    let mut xff = Vec::with_capacity(64);
+    for v in src.get_all(&X_FORWARDED_FOR) {
+        xff.extend_from_slice(v.as_bytes());
+        xff.extend_from_slice(b", ");
+    }
+    xff.extend_from_slice(peer.as_bytes());
+    if let Ok(v) = HeaderValue::from_bytes(&xff) {
+        dst.insert(&X_FORWARDED_FOR, v);
+    }
+    dst.insert(
+        &X_FORWARDED_PROTO,
+        HeaderValue::from_static(scheme.as_str()),
+    );
+    match host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        Some(v) => dst.insert(&X_FORWARDED_HOST, v),
+        None => dst.remove(&X_FORWARDED_HOST),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(*n, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_are_not_forwarded() {
+        let src = map(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("proxy-authorization", "Basic x"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("host", "a.example"),
+            ("x-kept", "yes"),
+            ("accept", "a"),
+            ("accept", "b"),
+        ]);
+        let out = request_headers(&src, false, false);
+        let names: Vec<_> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept", "accept"]);
+        assert_eq!(out.get_all("accept").iter().count(), 2);
+    }
+
+    #[test]
+    fn an_upgrade_keeps_its_handshake_headers() {
+        let src = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "k"),
+        ]);
+        assert!(wants_upgrade(&src));
+        let out = request_headers(&src, true, false);
+        assert_eq!(out["connection"], "upgrade");
+        assert_eq!(out["upgrade"], "websocket");
+        assert_eq!(out["sec-websocket-key"], "k");
+        assert!(!wants_upgrade(&map(&[("upgrade", "websocket")])));
+    }
+
+    #[test]
+    fn http2_cookies_are_joined_for_http1() {
+        let src = map(&[("cookie", "a=1"), ("cookie", "b=2")]);
+        let out = request_headers(&src, false, true);
+        assert_eq!(out.get_all("cookie").iter().count(), 1);
+        assert_eq!(out["cookie"], "a=1; b=2");
+    }
+
+    #[test]
+    fn forwarded_for_is_appended_and_proto_host_are_set() {
+        let src = map(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2"),
+        ]);
+        let mut dst = src.clone();
+        dst.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("spoofed"));
+        let peer = std::net::IpAddr::from([127, 0, 0, 1]);
+        set_forwarded(&mut dst, &src, peer, Scheme::Http, Some("api.example:8080"));
+        assert_eq!(dst["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 127.0.0.1");
+        assert_eq!(dst.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(dst["x-forwarded-proto"], "http");
+        assert_eq!(dst["x-forwarded-host"], "api.example:8080");
+    }
+
+    #[test]
+    fn response_hop_by_hop_and_cors_headers_are_removed() {
+        let mut h = map(&[
+            ("connection", "close, x-hop"),
+            ("x-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("access-control-allow-origin", "*"),
+            ("access-control-allow-origin", "https://evil.example"),
+            ("Access-Control-Expose-Headers", "x"),
+            ("content-type", "text/plain"),
+        ]);
+        strip_response_hop_by_hop(&mut h, false);
+        strip_cors(&mut h);
+        let names: Vec<_> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["content-type"]);
+
+        let mut h = map(&[("connection", "upgrade"), ("upgrade", "websocket")]);
+        strip_response_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+    }
+}

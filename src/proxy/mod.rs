@@ -1,0 +1,241 @@
+//! The per-request hyper `Service`: one screen of phases. Load the live state once, check the
+//! request is routable, evaluate it (route + policy decision), then answer locally (no route,
+//! preflight, denial) or forward, fix the response's CORS headers per enforcement mode, and record
+//! the request with the observer when the response head is ready.
+
+mod body;
+mod enforce;
+mod forward;
+mod headers;
+mod record;
+mod respond;
+mod upgrade;
+
+pub use body::ProxyBody;
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+
+use crate::live::Shared;
+use crate::observe::Observer;
+use crate::policy::{Decision, RequestView, Scheme};
+use enforce::{Cors, Plan};
+use forward::{ForwardError, Hop};
+use record::Record;
+
+/// The largest request header section (names, values and line overhead) the proxy forwards; larger
+/// ones get a 431 that still carries the policy's CORS headers, so a page can read the error.
+pub const MAX_REQUEST_HEADER_BYTES: usize = 32 * 1024;
+
+/// One client connection's service. Cloned per request: one reference-count increment.
+#[derive(Clone)]
+pub struct Proxy {
+    conn: Arc<Conn>,
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    observer: Arc<Observer>,
+    peer: SocketAddr,
+    scheme: Scheme,
+    /// The connection's resources (its `max_connections` slot, its gauge count). An upgrade tunnel
+    /// keeps the whole `Conn` alive, so an upgraded connection stays counted until it closes.
+    _hold: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("peer", &self.conn.peer)
+            .field("scheme", &self.conn.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// The service for one connection from `peer` on a listener of `scheme`. `hold` is dropped when
+    /// the connection and any tunnel it became are gone.
+    pub fn new(
+        shared: Arc<Shared>,
+        observer: Arc<Observer>,
+        peer: SocketAddr,
+        scheme: Scheme,
+        hold: Box<dyn Any + Send + Sync>,
+    ) -> Proxy {
+        Proxy {
+            conn: Arc::new(Conn {
+                shared,
+                observer,
+                peer,
+                scheme,
+                _hold: hold,
+            }),
+        }
+    }
+
+    /// Handle one request. Never fails: every fault becomes a response.
+    pub async fn handle(self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let start = Instant::now();
+        let live = self.conn.shared.load_full();
+        let (mut parts, body) = req.into_parts();
+        let on_upgrade = parts.extensions.remove::<OnUpgrade>();
+        let host = match check_request(&parts) {
+            Ok(host) => host,
+            Err(res) => {
+                let rec = Record::new(&parts, None, start);
+                return rec.finish(&self.conn.observer, &live, &Decision::NoRoute, None, res);
+            }
+        };
+        let view = RequestView {
+            method: &parts.method,
+            scheme: self.conn.scheme,
+            host,
+            path: parts.uri.path(),
+            headers: &parts.headers,
+        };
+        let eval = live.snapshot.evaluate(&view);
+        let route = eval.route;
+        let route_index = route.and_then(|r| record::route_index(&live.snapshot, r));
+        let mut rec = Record::new(&parts, host, start);
+        rec.route = route_index;
+        let mode = eval.policy.map(|p| p.enforcement());
+        let decision = &eval.decision;
+        let observer = &self.conn.observer;
+        let plan = enforce::plan(decision, eval.policy);
+        if record::header_bytes(&parts.headers) > MAX_REQUEST_HEADER_BYTES {
+            let mut res = respond::headers_too_large();
+            if let Plan::Forward(cors) = plan {
+                cors.finish(decision, res.headers_mut());
+            }
+            return rec.finish(observer, &live, decision, mode, res);
+        }
+        let (cors, route) = match (plan, route) {
+            (Plan::Forward(cors), Some(route)) => (cors, route),
+            (Plan::Preflight(status), _) => {
+                let mut res = respond::preflight(status);
+                decision.apply(res.headers_mut());
+                return rec.finish(observer, &live, decision, mode, res);
+            }
+            (Plan::Deny(reason), _) => {
+                let mut res = respond::denied(reason);
+                enforce::deny_headers(res.headers_mut());
+                return rec.finish(observer, &live, decision, mode, res);
+            }
+            (Plan::NoRoute | Plan::Forward(_), _) => {
+                let res = respond::no_route();
+                return rec.finish(observer, &live, decision, mode, res);
+            }
+        };
+        let upgrade = on_upgrade.is_some()
+            && parts.version == Version::HTTP_11
+            && headers::wants_upgrade(&parts.headers);
+        let hop = Hop {
+            peer: self.conn.peer,
+            scheme: self.conn.scheme,
+            host,
+            upgrade,
+        };
+        let (Some(up), Some(live_up)) = (
+            live.snapshot.upstreams.get(route.upstream),
+            live.upstream(route.upstream),
+        ) else {
+            let mut res = respond::bad_gateway();
+            cors.finish(decision, res.headers_mut());
+            return rec.finish(observer, &live, decision, mode, res);
+        };
+        let result = forward::forward(live_up, up, route, &parts, body, hop).await;
+        let (mut res, latency) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                let mut res = match e {
+                    ForwardError::Upstream { timed_out: true, .. } => respond::gateway_timeout(),
+                    _ => respond::bad_gateway(),
+                };
+                if let ForwardError::Upstream { kind, .. } = e {
+                    observer.upstream_error(&live.handles, route.upstream, kind);
+                }
+                cors.finish(decision, res.headers_mut());
+                return rec.finish(observer, &live, decision, mode, res);
+            }
+        };
+        rec.upstream_latency = Some(latency);
+        let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let on_upgrade = match (switching, on_upgrade) {
+            (true, Some(client)) if upgrade => Some(client),
+            (false, _) => None,
+            // A 101 the client did not ask for cannot be relayed.
+            (true, _) => {
+                let mut res = respond::bad_gateway();
+                cors.finish(decision, res.headers_mut());
+                return rec.finish(observer, &live, decision, mode, res);
+            }
+        };
+        if cors == Cors::Report {
+            if let (Some(m), Some(i)) = (enforce::mismatch(decision, res.headers()), route_index) {
+                observer.mismatch(&live.handles, i, &m);
+            }
+        }
+        headers::strip_response_hop_by_hop(res.headers_mut(), switching);
+        cors.finish(decision, res.headers_mut());
+        if let Some(client) = on_upgrade {
+            let upstream = hyper::upgrade::on(&mut res);
+            upgrade::spawn_tunnel(client, upstream, Arc::clone(&self.conn));
+        }
+        let (head, body) = res.into_parts();
+        let res = Response::from_parts(head, ProxyBody::Upstream(body));
+        rec.finish(observer, &live, decision, mode, res)
+    }
+}
+
+/// Reject what the proxy cannot route: CONNECT, a target that is not a path, no or several `Host`
+/// headers on HTTP/1.1, a `Host` that is not an authority. Returns the request's authority: the URI's
+/// (HTTP/2 `:authority`, or an absolute-form target, which RFC 9112 §3.2.2 says wins over `Host`),
+/// else the `Host` header.
+fn check_request(parts: &Parts) -> Result<Option<&str>, Response<ProxyBody>> {
+    if parts.method == Method::CONNECT {
+        return Err(respond::connect_not_supported());
+    }
+    if !parts.uri.path().starts_with('/') {
+        return Err(respond::bad_request("unsupported request target\n"));
+    }
+    if let Some(a) = parts.uri.authority() {
+        return Ok(Some(a.as_str()));
+    }
+    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+        // HTTP/1.1 request message that lacks a Host header field and to any request message that
+        // contains more than one Host header field line or a Host header field with an invalid
+        // field value."
+        (None, _) if parts.version == Version::HTTP_11 => {
+            Err(respond::bad_request("missing Host header\n"))
+        }
+        (None, _) => Ok(None),
+        (Some(h), None) => match h.to_str() {
+            Ok(h) if record::is_authority(h) => Ok(Some(h)),
+            _ => Err(respond::bad_request("invalid Host header\n")),
+        },
+        (Some(_), Some(_)) => Err(respond::bad_request("several Host headers\n")),
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for Proxy {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}

@@ -1,0 +1,146 @@
+//! The access record the observer gets once per request (when the response head is ready), and the
+//! small request measurements the service needs: header size, route index, authority syntax.
+
+use std::time::{Duration, Instant};
+
+use http::header::{HeaderMap, CONTENT_LENGTH, ORIGIN};
+use http::request::Parts;
+use http::Response;
+use http_body::Body;
+
+use super::body::ProxyBody;
+use crate::live::Live;
+use crate::observe::{AccessRecord, Observer};
+use crate::policy::{Decision, Enforcement};
+use crate::routes::Route;
+use crate::snapshot::Snapshot;
+
+/// What is known about a request before its response: borrowed from the request head.
+pub(crate) struct Record<'a> {
+    parts: &'a Parts,
+    host: Option<&'a str>,
+    start: Instant,
+    /// The matched route's index.
+    pub(crate) route: Option<usize>,
+    /// Time until the upstream's response head.
+    pub(crate) upstream_latency: Option<Duration>,
+}
+
+impl<'a> Record<'a> {
+    pub(crate) fn new(parts: &'a Parts, host: Option<&'a str>, start: Instant) -> Record<'a> {
+        Record {
+            parts,
+            host,
+            start,
+            route: None,
+            upstream_latency: None,
+        }
+    }
+
+    /// Hand the finished request to the observer and pass the response through.
+    pub(crate) fn finish(
+        &self,
+        observer: &Observer,
+        live: &Live,
+        decision: &Decision<'_>,
+        mode: Option<Enforcement>,
+        res: Response<ProxyBody>,
+    ) -> Response<ProxyBody> {
+        let origin = self.parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+        let rec = AccessRecord {
+            method: self.parts.method.as_str(),
+            host: self.host,
+            path: self.parts.uri.path(),
+            origin,
+            route: self.route,
+            decision: decision.kind(),
+            denial: decision.denial().map(|d| (d.reason, d.detail)),
+            enforcement: mode.map(Enforcement::as_str),
+            status: res.status().as_u16(),
+            upstream_latency: self.upstream_latency,
+            total: self.start.elapsed(),
+            bytes_in: content_length(&self.parts.headers),
+            bytes_out: res.body().size_hint().exact().unwrap_or(0),
+        };
+        observer.request(&live.handles, &live.snapshot, &rec);
+        res
+    }
+}
+
+/// The request body size as far as known before reading it: its `Content-Length`, else 0.
+fn content_length(headers: &HeaderMap) -> u64 {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The size of a header section as HTTP/1.1 would carry it: `name: value\r\n` per field.
+pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum()
+}
+
+/// The index of `route` in `snapshot.routes` (config order, as the observer's handles are built).
+///
+/// `Route` does not carry its index, so it is recovered from the route's address inside the
+/// table's contiguous storage (O(1), no scan), and checked against the table before it is trusted.
+pub(crate) fn route_index(snapshot: &Snapshot, route: &Route) -> Option<usize> {
+    let first = snapshot.routes.iter().next()? as *const Route as usize;
+    let size = std::mem::size_of::<Route>().max(1);
+    let offset = (route as *const Route as usize).checked_sub(first)?;
+    let i = offset / size;
+    let found = snapshot.routes.iter().nth(i)?;
+    std::ptr::eq(found, route).then_some(i)
+}
+
+/// Whether `s` is a syntactically valid `Host` value: `uri-host [ ":" port ]` (RFC 9110 §7.2), a
+/// reg-name, IPv4 or bracketed IPv6 literal, no userinfo, path or whitespace.
+pub(crate) fn is_authority(s: &str) -> bool {
+    let (host, port) = match s.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, tail)) => {
+                let ok = ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                if !ok || ip.is_empty() {
+                    return false;
+                }
+                match tail {
+                    "" => return true,
+                    t => ("x", t.strip_prefix(':')),
+                }
+            }
+            None => return false,
+        },
+        None => match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)
+        });
+    let port_ok = match port {
+        None => true,
+        Some(p) => p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()),
+    };
+    host_ok && port_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_values_are_checked_as_authorities() {
+        for ok in ["a.example", "a.example:8080", "127.0.0.1:1", "[::1]", "[::1]:80", "x:"] {
+            assert!(is_authority(ok), "{ok}");
+        }
+        for bad in ["", "a b", "a/b", "u@a.example", "a:80:80", "[::1", "[zz]", "a:123456"] {
+            assert!(!is_authority(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The CORS behaviour of the running proxy: local preflights, denials that never reach the
+//! upstream, the upstream's Access-Control-* replaced, Vary merged, and the three enforcement modes.
+
+mod support;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use support::{client, one_route, Gate, Upstream};
+
+const APP: &str = "https://app.example";
+const EVIL: &str = "https://evil.example";
+
+const POLICY: &str = r#"
+allowed_origins = ["https://app.example"]
+allowed_methods = ["GET", "POST", "PUT"]
+allowed_headers = ["x-token"]
+expose_headers = ["x-request-id"]
+allow_credentials = true
+max_age = 600
+"#;
+
+fn cors_headers(h: &HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .filter(|(n, _)| n.as_str().starts_with("access-control-"))
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Every Vary token across all Vary lines, lowercased.
+fn vary_tokens(h: &HeaderMap) -> Vec<String> {
+    h.get_all("vary")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect()
+}
+
+async fn gate_with(policy: &str) -> (Upstream, Gate) {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&one_route(&up, policy)).await;
+    (up, gate)
+}
+
+fn preflight(gate: &Gate, origin: &str, method: &str) -> reqwest::RequestBuilder {
+    client()
+        .request(Method::OPTIONS, gate.url("/api/items"))
+        .header("origin", origin)
+        .header("access-control-request-method", method)
+}
+
+#[tokio::test]
+async fn an_allowed_preflight_is_answered_by_the_proxy_and_never_forwarded() {
+    let (up, gate) = gate_with(&format!("{POLICY}\npreflight_status = 200")).await;
+    let res = preflight(&gate, APP, "PUT")
+        .header("access-control-request-headers", "X-Token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let h = res.headers().clone();
+    assert_eq!(h["access-control-allow-origin"], APP);
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert_eq!(h["access-control-allow-methods"], "GET, POST, PUT");
+    assert_eq!(h["access-control-allow-headers"], "x-token");
+    assert_eq!(h["access-control-max-age"], "600");
+    assert!(h["vary"].to_str().unwrap().contains("Access-Control-Request-Method"));
+    assert!(res.bytes().await.unwrap().is_empty());
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_denied_preflight_gets_403_without_any_cors_header() {
+    let (up, gate) = gate_with(POLICY).await;
+    for (origin, method) in [(EVIL, "GET"), (APP, "DELETE")] {
+        let res = preflight(&gate, origin, method).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(cors_headers(res.headers()), vec![]);
+    }
+    let res = preflight(&gate, APP, "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn an_options_request_that_is_not_a_preflight_is_forwarded() {
+    let (up, gate) = gate_with(POLICY).await;
+    let res = client()
+        .request(Method::OPTIONS, gate.url("/x"))
+        .header("origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "OPTIONS is not an allowed method");
+    let res = client()
+        .request(Method::OPTIONS, gate.url("/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(up.hits(), 1);
+    assert_eq!(up.last().method, "OPTIONS");
+}
+
+#[tokio::test]
+async fn a_denied_request_gets_403_and_never_reaches_the_upstream() {
+    let (up, gate) = gate_with(POLICY).await;
+    let res = client()
+        .post(gate.url("/api/items"))
+        .header("origin", EVIL)
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(cors_headers(res.headers()), vec![]);
+    let body = res.text().await.unwrap();
+    assert_eq!(body, "forbidden by CORS policy: origin_not_allowed\n");
+    let res = client()
+        .delete(gate.url("/api/items"))
+        .header("origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn the_upstreams_cors_headers_are_replaced_and_vary_is_merged() {
+    let (up, gate) = gate_with(POLICY).await;
+    let res = client()
+        .get(gate.url("/api/items"))
+        .header("origin", APP)
+        .header("x-reply-header", "access-control-allow-origin: *")
+        .header("x-reply-header", "access-control-allow-origin: https://evil.example")
+        .header("x-reply-header", "access-control-allow-methods: DELETE")
+        .header("x-reply-header", "vary: Accept-Encoding")
+        .header("x-reply-header", "vary: origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let h = res.headers();
+    assert_eq!(h.get_all("access-control-allow-origin").iter().count(), 1);
+    assert_eq!(
+        cors_headers(h),
+        vec![
+            ("access-control-allow-origin".into(), APP.into()),
+            ("access-control-allow-credentials".into(), "true".into()),
+            ("access-control-expose-headers".into(), "x-request-id".into()),
+        ]
+    );
+    assert_eq!(vary_tokens(h), ["accept-encoding", "origin"], "no duplicate token");
+    assert_eq!(up.hits(), 1);
+
+    let res = client()
+        .get(gate.url("/"))
+        .header("origin", APP)
+        .header("x-reply-header", "vary: *")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["vary"], "*");
+}
+
+#[tokio::test]
+async fn every_status_to_an_allowed_origin_carries_cors_headers() {
+    let (_up, gate) = gate_with(POLICY).await;
+    for status in ["201", "304", "404", "500", "503"] {
+        let res = client()
+            .get(gate.url("/"))
+            .header("origin", APP)
+            .header("x-reply-status", status)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_str(), status);
+        assert_eq!(res.headers()["access-control-allow-origin"], APP, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn requests_without_origin_and_same_origin_requests_are_forwarded_untouched() {
+    let (up, gate) = gate_with(POLICY).await;
+    let res = client()
+        .get(gate.url("/"))
+        .header("x-reply-header", "access-control-allow-origin: https://up.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["access-control-allow-origin"], "https://up.example");
+    assert_eq!(res.headers()["vary"], "Origin");
+
+    let own = format!("http://{}", gate.addr);
+    let res = client()
+        .delete(gate.url("/"))
+        .header("origin", own)
+        .header("x-reply-header", "access-control-allow-origin: https://up.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "same-origin is not subject to the policy");
+    assert_eq!(res.headers()["access-control-allow-origin"], "https://up.example");
+    assert_eq!(up.hits(), 2);
+}
+
+#[tokio::test]
+async fn headers_only_forwards_a_denied_request_but_strips_every_cors_header() {
+    let (up, gate) = gate_with(&format!("{POLICY}\nenforcement = \"headers-only\"")).await;
+    let res = client()
+        .get(gate.url("/"))
+        .header("origin", EVIL)
+        .header("x-reply-header", "access-control-allow-origin: *")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(cors_headers(res.headers()), vec![]);
+    assert_eq!(res.headers()["vary"], "Origin");
+    assert_eq!(up.hits(), 1);
+    // A denied preflight is still answered locally with 403.
+    let res = preflight(&gate, EVIL, "GET").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(up.hits(), 1);
+    // An allowed origin gets the policy's headers as in block mode.
+    let res = client().get(gate.url("/")).header("origin", APP).send().await.unwrap();
+    assert_eq!(res.headers()["access-control-allow-origin"], APP);
+}
+
+#[tokio::test]
+async fn report_only_forwards_everything_untouched_preflights_included() {
+    let (up, gate) = gate_with(&format!("{POLICY}\nenforcement = \"report-only\"")).await;
+    let res = client()
+        .get(gate.url("/"))
+        .header("origin", EVIL)
+        .header("x-reply-header", "access-control-allow-origin: *")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        cors_headers(res.headers()),
+        vec![("access-control-allow-origin".into(), "*".into())]
+    );
+    assert!(res.headers().get("vary").is_none());
+    let res = preflight(&gate, APP, "PUT").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the upstream answered the preflight");
+    assert_eq!(cors_headers(res.headers()), vec![]);
+    assert_eq!(up.hits(), 2);
+    assert_eq!(up.last().method, "OPTIONS");
+}
+
+#[tokio::test]
+async fn a_request_matching_no_route_gets_404_with_a_short_body() {
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace("name = \"all\"", "path_prefix = \"/api\"");
+    let gate = Gate::start(&config).await;
+    let res = client().get(gate.url("/other")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.text().await.unwrap(), "no route\n");
+    let res = client().get(gate.url("/api/x")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(up.hits(), 1);
+}

@@ -1,0 +1,222 @@
+//! Faults and hostile clients: 502/504 (with CORS headers for an allowed origin), connect_timeout,
+//! an upstream reset mid-body, malformed requests (400/405/431, never a panic), slow clients,
+//! max_connections, and the graceful drain of the in-process server.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use support::{client, one_route, raw, raw_status, Gate, Upstream, PATIENCE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const APP: &str = "https://app.example";
+const POLICY: &str = r#"allowed_origins = ["https://app.example"]"#;
+
+/// A config whose only upstream is at `url`, with the given timeouts.
+fn config_to(url: &str, connect_timeout: &str, timeout: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[upstreams.up]
+url = "{url}"
+connect_timeout = "{connect_timeout}"
+timeout = "{timeout}"
+[policies.p]
+{POLICY}
+[[routes]]
+upstream = "up"
+policy = "p"
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_502_that_an_allowed_origin_can_read() {
+    // A port that was just free: nothing listens there any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gate = Gate::start(&config_to(&format!("http://127.0.0.1:{port}"), "2s", "5s")).await;
+    let res = client().get(gate.url("/")).header("origin", APP).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.headers()["access-control-allow-origin"], APP);
+    assert_eq!(res.text().await.unwrap(), "bad gateway: upstream failed\n");
+}
+
+#[tokio::test]
+async fn no_response_head_within_timeout_is_a_504() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&config_to(&up.url(), "2s", "300ms")).await;
+    let start = Instant::now();
+    let res = client()
+        .get(gate.url("/slow?ms=5000"))
+        .header("origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(res.headers()["access-control-allow-origin"], APP);
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+}
+
+#[tokio::test]
+async fn connect_timeout_is_honoured() {
+    // A listener that never accepts, with its backlog filled: Linux then drops further SYNs, so a
+    // new connect hangs until the connector's timeout.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let gate = Gate::start(&config_to(&format!("http://{addr}"), "300ms", "10s")).await;
+    let start = Instant::now();
+    let res = client().get(gate.url("/")).send().await.unwrap();
+    let took = start.elapsed();
+    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(took < Duration::from_secs(3), "connect_timeout not applied: {took:?}");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn an_upstream_reset_mid_body_aborts_the_client_response() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&one_route(&up, POLICY)).await;
+    for path in ["/reset", "/reset?chunked"] {
+        let res = client().get(gate.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = res.bytes().await;
+        assert!(body.is_err(), "{path}: a truncated body must not end cleanly: {body:?}");
+    }
+    // The proxy is still fine.
+    let res = client().get(gate.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_4xx_and_the_proxy_keeps_serving() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&one_route(&up, POLICY)).await;
+    let cases: [(&[u8], u16); 7] = [
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a/b@c\r\nConnection: close\r\n\r\n", 400),
+        (b"OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 400),
+        (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nConnection: close\r\n\r\n", 405),
+        (b"THIS IS NOT HTTP\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nOrigin: https://\xff\xfe.example\r\nConnection: close\r\n\r\n", 403),
+    ];
+    for (req, status) in cases {
+        let res = raw(gate.addr, req).await;
+        assert_eq!(raw_status(&res), status, "{}", String::from_utf8_lossy(req));
+    }
+    // Too large for the proxy: its own 431, which an allowed origin can read.
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nOrigin: {APP}\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "x".repeat(40 * 1024)
+    );
+    let res = raw(gate.addr, big.as_bytes()).await;
+    assert_eq!(raw_status(&res), 431);
+    assert!(res.contains("access-control-allow-origin: https://app.example"), "{res}");
+    // Too large for hyper itself: still a 431 (or a closed connection), never a crash.
+    let huge = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Huge: {}\r\n\r\n", "x".repeat(1 << 20));
+    let res = raw(gate.addr, huge.as_bytes()).await;
+    assert!(res.is_empty() || raw_status(&res) == 431, "{res}");
+    let many = (0..300).map(|i| format!("x-{i}")).collect::<Vec<_>>().join(",");
+    let res = client()
+        .request(reqwest::Method::OPTIONS, gate.url("/"))
+        .header("origin", APP)
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", many)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(up.hits(), 0);
+    let res = client().get(gate.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_after_header_read_timeout() {
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace(
+        "shutdown_grace = \"5s\"",
+        "shutdown_grace = \"5s\"\nheader_read_timeout = \"300ms\"",
+    );
+    let gate = Gate::start(&config).await;
+    for opening in [&b""[..], b"GET / HTTP/1.1\r\nHost: a\r\n"] {
+        let mut s = TcpStream::connect(gate.addr).await.unwrap();
+        s.write_all(opening).await.unwrap();
+        let start = Instant::now();
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(PATIENCE, s.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "the connection was never closed");
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(250), "closed too early: {took:?}");
+        assert!(took < Duration::from_secs(5), "closed too late: {took:?}");
+    }
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn connections_beyond_max_connections_wait_for_a_free_slot() {
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace(
+        "shutdown_grace = \"5s\"",
+        "shutdown_grace = \"5s\"\nmax_connections = 1",
+    );
+    let gate = Gate::start(&config).await;
+    let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut first = TcpStream::connect(gate.addr).await.unwrap();
+    first.write_all(request).await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = first.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+
+    let mut second = TcpStream::connect(gate.addr).await.unwrap();
+    second.write_all(request).await.unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf)).await;
+    assert!(early.is_err(), "the second connection was served while the first held the slot");
+    drop(first);
+    let n = tokio::time::timeout(PATIENCE, second.read(&mut buf))
+        .await
+        .expect("the second connection was never served")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert_eq!(up.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_graceful_stop_lets_the_in_flight_request_finish_and_refuses_new_ones() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&one_route(&up, POLICY)).await;
+    let addr = gate.addr;
+    let slow = tokio::spawn(client().get(gate.url("/slow?ms=800")).send());
+    up.wait_for_hits(1).await;
+    gate.stop().await;
+    let res = slow.await.unwrap().unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), "slow done\n");
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting after the stop");
+}
+
+#[tokio::test]
+async fn the_drain_ends_when_shutdown_grace_is_over() {
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace("shutdown_grace = \"5s\"", "shutdown_grace = \"200ms\"");
+    let gate = Gate::start(&config).await;
+    let slow = tokio::spawn(client().get(gate.url("/slow?ms=10000")).send());
+    up.wait_for_hits(1).await;
+    let start = Instant::now();
+    gate.stop().await;
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    drop(slow);
+}
