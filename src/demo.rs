@@ -16,7 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::snapshot::Snapshot;
+use crate::live::{Live, Shared};
+use crate::observe::Observer;
 use pages::{Pages, Role};
 use upstream::Echo;
 
@@ -84,7 +85,10 @@ impl Demo {
         let toml = demo_config(upstream, &format!("http://{allowed_page}"));
         let loaded = crate::config::load_str(&toml, Path::new("<corsgate demo>"))
             .context("the built-in demo config does not compile")?;
-        let snapshot = Arc::new(loaded.snapshot);
+        let observer = Observer::new();
+        let live = Live::build(loaded.snapshot, &observer).context("demo upstream client")?;
+        // The page's `/explain` reads the very snapshot the proxy serves.
+        let snapshot = Arc::clone(&live.snapshot);
         let (stop, stopped) = watch::channel(false);
         let api_host = api.to_string();
         let page = |role, other: SocketAddr| {
@@ -114,7 +118,7 @@ impl Demo {
                 page(Role::Denied, allowed_page),
                 stopped.clone(),
             )),
-            proxy(api_l, snapshot, stopped)?,
+            proxy(api_l, live, observer, stopped),
         ];
         Ok(Demo {
             api,
@@ -148,14 +152,24 @@ impl Demo {
     }
 }
 
-/// Start the proxy on `listener` with `snapshot` until `stop` turns true.
+/// Start the real proxy (`server::serve`, the code `corsgate run` uses) on `listener` with `live`
+/// until `stop` turns true.
 fn proxy(
     listener: TcpListener,
-    snapshot: Arc<Snapshot>,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<JoinHandle<()>> {
-    let _ = (listener, snapshot, stop);
-    anyhow::bail!("the proxy is not wired into `corsgate demo` yet (waits for issue 3)")
+    live: Live,
+    observer: Arc<Observer>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let shared = Arc::new(Shared::from_pointee(live));
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::spawn(crate::server::serve(
+        vec![listener],
+        shared,
+        observer,
+        shutdown,
+    ))
 }
 
 /// Start the demo, print the URLs, run until Ctrl-C (or SIGTERM), then stop everything.

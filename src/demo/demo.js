@@ -85,13 +85,14 @@ function el(tag, attrs, ...children) {
 
 async function runStep(step) {
   const url = DEMO.api + step.path;
+  const method = (step.init && step.init.method) || 'GET';
   try {
     const r = await fetch(url, step.init);
     const headers = {};
     r.headers.forEach((v, k) => { headers[k] = v; });
-    return { allowed: true, url, status: r.status, headers, body: await r.text() };
+    return { allowed: true, url, method, status: r.status, headers, body: await r.text() };
   } catch (e) {
-    return { allowed: false, url, error: String(e) };
+    return { allowed: false, url, method, error: String(e) };
   }
 }
 
@@ -150,7 +151,7 @@ function render(box, s, result) {
     const line = st.allowed
       ? el('p', { class: 'verdict allowed' }, 'Allowed: fetch() resolved (HTTP ' + st.status + ')')
       : el('p', { class: 'verdict blocked' }, 'Blocked: fetch() rejected: ' + st.error);
-    browser.append(el('p', {}, el('code', {}, (st.url || '').replace(DEMO.api, 'API'))), line);
+    browser.append(el('p', {}, el('code', {}, st.method + ' ' + st.url)), line);
   }
   const want = DEMO.role === 'allowed' ? result.expected : 'blocked';
   const as = result.outcome === want;
