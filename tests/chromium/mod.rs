@@ -33,9 +33,6 @@ pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 /// How long Chromium may take to print its DevTools endpoint.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `#[ignore]` text every Chromium test carries (a literal is required there; keep in sync).
-pub const IGNORE_REASON: &str = "needs chromium: /usr/bin/chromium (run with --include-ignored)";
-
 /// What went wrong driving the browser.
 #[derive(Debug, thiserror::Error)]
 pub enum CdpError {
