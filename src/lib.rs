@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// The admin listener: `/healthz`, `/readyz`, `/metrics`.
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -21,8 +23,11 @@ pub mod observe;
 pub mod policy;
 /// The per-request proxy service.
 pub mod proxy;
+pub mod reload;
 pub mod report;
 pub mod routes;
 pub mod server;
 pub mod snapshot;
+/// Tracing subscriber setup, the metric registry, and log rate limits behind [`observe`].
+pub mod telemetry;
 pub mod tls;

@@ -3,12 +3,27 @@
 //!
 //! Hot-path rule: per-route metric handles are created when a snapshot is installed
 //! (`Observer::route_handles`), so recording a request never takes a lock or allocates a label.
+//! Log field names are documented in docs/observability.md and are part of the interface.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use tracing::Level;
 
 use crate::policy::DenialReason;
 use crate::snapshot::Snapshot;
+use crate::telemetry::events::{self, Names};
+use crate::telemetry::metrics::{
+    kind_index, outcome_index, reason_index, Metrics, RouteSeries, UNMATCHED,
+};
+use crate::telemetry::{Admit, LogLimiter, DENIAL_TARGET, MISMATCH_TARGET, UPSTREAM_TARGET};
+
+/// Denial (and mismatch, and upstream-error) log lines per second per route or upstream, before
+/// the rest are counted and summarised in one line.
+pub const DEFAULT_LOG_LINES_PER_SECOND: u32 = 10;
 
 /// One finished request, as the access log and the metrics see it. Borrowed; nothing is formatted
 /// unless a log line is actually written.
@@ -71,13 +86,68 @@ impl UpstreamErrorKind {
 /// Per-snapshot handles (one entry per route and per upstream), built at install time.
 #[derive(Debug, Default)]
 pub struct RouteHandles {
-    _private: (),
+    routes: Box<[RouteEntry]>,
+    /// `None` only for `RouteHandles::default()`, which records nothing.
+    unmatched: Option<RouteEntry>,
+    upstreams: Box<[UpstreamEntry]>,
+}
+
+/// One route: its names (for log lines), metric series and log budgets.
+#[derive(Debug)]
+struct RouteEntry {
+    name: Box<str>,
+    policy: Option<Box<str>>,
+    upstream: Option<Box<str>>,
+    series: RouteSeries,
+    limits: Arc<RouteLimits>,
+}
+
+impl RouteEntry {
+    fn names(&self) -> Names<'_> {
+        Names {
+            route: Some(&self.name),
+            policy: self.policy.as_deref(),
+            upstream: self.upstream.as_deref(),
+        }
+    }
+}
+
+/// Log budgets that outlive a reload (found again by route name), so a reload does not reset them.
+#[derive(Debug)]
+struct RouteLimits {
+    denial: LogLimiter,
+    mismatch: LogLimiter,
+}
+
+#[derive(Debug)]
+struct UpstreamEntry {
+    name: Box<str>,
+    errors: [Counter; 4],
+    limit: Arc<LogLimiter>,
 }
 
 /// Logs, metrics and readiness.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Observer {
-    _private: (),
+    metrics: Metrics,
+    ready: AtomicBool,
+    /// Origin of the rate limiters' one-second windows.
+    epoch: Instant,
+    lines_per_second: u32,
+    /// Install-time only (never locked per request): budgets by route and upstream name.
+    limits: Mutex<Budgets>,
+}
+
+#[derive(Debug, Default)]
+struct Budgets {
+    routes: HashMap<Box<str>, Arc<RouteLimits>>,
+    upstreams: HashMap<Box<str>, Arc<LogLimiter>>,
+}
+
+impl Default for Observer {
+    fn default() -> Observer {
+        Observer::with_log_rate(DEFAULT_LOG_LINES_PER_SECOND)
+    }
 }
 
 impl Observer {
@@ -86,47 +156,194 @@ impl Observer {
         Arc::new(Observer::default())
     }
 
+    /// An observer writing at most `lines_per_second` denial lines per route (likewise mismatch
+    /// lines per route and upstream-error lines per upstream); 0 turns those lines off.
+    pub fn with_log_rate(lines_per_second: u32) -> Observer {
+        Observer {
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(false),
+            epoch: Instant::now(),
+            lines_per_second,
+            limits: Mutex::new(Budgets::default()),
+        }
+    }
+
     /// Build the handles for a snapshot about to be installed (startup and every reload).
     pub fn route_handles(&self, snapshot: &Snapshot) -> RouteHandles {
-        let _ = snapshot;
-        RouteHandles::default()
+        let mut budgets = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = Budgets::default();
+        let upstreams = snapshot
+            .upstreams
+            .iter()
+            .map(|u| {
+                let name: Box<str> = u.name.as_str().into();
+                let limit = budgets
+                    .upstreams
+                    .remove(&name)
+                    .unwrap_or_else(|| Arc::new(LogLimiter::new(self.lines_per_second)));
+                kept.upstreams.insert(name.clone(), Arc::clone(&limit));
+                UpstreamEntry {
+                    errors: self.metrics.upstream(&name),
+                    name,
+                    limit,
+                }
+            })
+            .collect();
+        let routes = snapshot
+            .routes
+            .iter()
+            .map(|r| {
+                let name: Box<str> = r.name.as_str().into();
+                let limits = budgets.routes.remove(&name).unwrap_or_else(|| {
+                    Arc::new(RouteLimits {
+                        denial: LogLimiter::new(self.lines_per_second),
+                        mismatch: LogLimiter::new(self.lines_per_second),
+                    })
+                });
+                kept.routes.insert(name.clone(), Arc::clone(&limits));
+                RouteEntry {
+                    series: self.metrics.route(&name),
+                    policy: snapshot.policies.get(r.policy).map(|p| p.name().into()),
+                    upstream: snapshot
+                        .upstreams
+                        .get(r.upstream)
+                        .map(|u| u.name.as_str().into()),
+                    name,
+                    limits,
+                }
+            })
+            .collect();
+        // Budgets of routes that are gone are dropped, so renames do not accumulate.
+        *budgets = kept;
+        RouteHandles {
+            routes,
+            unmatched: Some(RouteEntry {
+                name: UNMATCHED.into(),
+                policy: None,
+                upstream: None,
+                series: self.metrics.unmatched(),
+                limits: Arc::new(RouteLimits {
+                    denial: LogLimiter::new(self.lines_per_second),
+                    mismatch: LogLimiter::new(self.lines_per_second),
+                }),
+            }),
+            upstreams,
+        }
     }
 
     /// One finished request: counts it, times it, and writes the access and denial logs.
     pub fn request(&self, handles: &RouteHandles, snapshot: &Snapshot, rec: &AccessRecord<'_>) {
-        let _ = (handles, snapshot, rec);
+        let entry = rec
+            .route
+            .and_then(|i| handles.routes.get(i))
+            .or(handles.unmatched.as_ref());
+        if let Some(entry) = entry {
+            if let Some(i) = outcome_index(rec.decision) {
+                entry.series.outcomes[i].inc();
+            }
+            if let Some((reason, _)) = rec.denial {
+                entry.series.denials[reason_index(reason)].inc();
+            }
+            entry.series.duration.observe(rec.total);
+        }
+        // Names only for a matched route: requests without one log no route, policy or upstream.
+        let names = match (rec.route, entry) {
+            (Some(_), Some(e)) => e.names(),
+            _ => Names::default(),
+        };
+        if snapshot.log.access_log {
+            events::access(names, rec);
+        }
+        if let (Some(denial), Some(entry)) = (rec.denial, entry) {
+            if tracing::enabled!(target: DENIAL_TARGET, Level::WARN) {
+                if let Admit::Log { suppressed } = entry.limits.denial.admit(self.now_sec()) {
+                    events::denial(names, rec, denial, suppressed);
+                }
+            }
+        }
     }
 
     /// An upstream failure, by upstream index.
     pub fn upstream_error(&self, handles: &RouteHandles, upstream: usize, kind: UpstreamErrorKind) {
-        let _ = (handles, upstream, kind);
+        self.upstream_failure(handles, upstream, kind, None);
+    }
+
+    /// An upstream failure with the error that caused it, written in the (rate-limited) WARN line
+    /// as `error`. Prefer this over `upstream_error` where the error is at hand.
+    pub fn upstream_failure(
+        &self,
+        handles: &RouteHandles,
+        upstream: usize,
+        kind: UpstreamErrorKind,
+        error: Option<&dyn std::error::Error>,
+    ) {
+        let Some(entry) = handles.upstreams.get(upstream) else {
+            return;
+        };
+        entry.errors[kind_index(kind)].inc();
+        if !tracing::enabled!(target: UPSTREAM_TARGET, Level::WARN) {
+            return;
+        }
+        if let Admit::Log { suppressed } = entry.limit.admit(self.now_sec()) {
+            events::upstream_error(&entry.name, kind, error, suppressed);
+        }
     }
 
     /// report-only: the upstream's own CORS headers disagree with what corsgate would have sent.
     pub fn mismatch(&self, handles: &RouteHandles, route: usize, detail: &str) {
-        let _ = (handles, route, detail);
+        let Some(entry) = handles.routes.get(route) else {
+            return;
+        };
+        entry.series.mismatch.inc();
+        if !tracing::enabled!(target: MISMATCH_TARGET, Level::WARN) {
+            return;
+        }
+        if let Admit::Log { suppressed } = entry.limits.mismatch.admit(self.now_sec()) {
+            events::mismatch(entry.names(), detail, suppressed);
+        }
     }
 
     /// A config reload finished (`ok` = applied).
     pub fn reload(&self, ok: bool) {
-        let _ = ok;
+        self.metrics.reload(ok);
     }
 
     /// A client connection opened; the guard counts it closed when dropped.
     pub fn connection(self: &Arc<Self>) -> ConnectionGuard {
+        self.metrics.active_connections.inc();
         ConnectionGuard {
-            _observer: Arc::clone(self),
+            observer: Arc::clone(self),
         }
     }
 
     /// Ready = listening with a valid policy and not draining.
     pub fn set_ready(&self, ready: bool) {
-        let _ = ready;
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// What `/readyz` answers.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The `/metrics` body, OpenMetrics text (`telemetry::OPENMETRICS_CONTENT_TYPE`).
+    pub fn encode_metrics(&self) -> Result<String, std::fmt::Error> {
+        self.metrics.encode()
+    }
+
+    fn now_sec(&self) -> u64 {
+        self.epoch.elapsed().as_secs()
     }
 }
 
 /// Decrements the active-connection gauge on drop.
 #[derive(Debug)]
 pub struct ConnectionGuard {
-    _observer: Arc<Observer>,
+    observer: Arc<Observer>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.observer.metrics.active_connections.dec();
+    }
 }

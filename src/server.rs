@@ -52,6 +52,9 @@ pub enum ServerError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The log subscriber could not be installed.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// The signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
@@ -65,14 +68,14 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     for warning in &loaded.warnings {
         eprintln!("{warning}");
     }
-    // === telemetry (telemetry.rs): install the tracing subscriber from `loaded.snapshot.log` here,
-    // before anything logs. ===
+    crate::telemetry::init(&loaded.snapshot.log)?;
     // Signals are hooked before the sockets exist, so a SIGTERM that follows readiness is never
     // the default (abrupt) one.
     let shutdown = shutdown_signal()?;
     let observer = Observer::new();
     let live = Live::build(loaded.snapshot, &observer)?;
     let listen = live.snapshot.server.listen.clone();
+    let live_admin = live.snapshot.server.admin;
     let shared = Arc::new(Shared::from_pointee(live));
     let mut listeners = Vec::with_capacity(listen.len());
     for addr in listen {
@@ -87,10 +90,20 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
         let _ = writeln!(std::io::stdout(), "corsgate: listening on http://{local}");
         listeners.push(listener);
     }
-    // === admin (admin.rs): spawn the admin listener on `shared.load().snapshot.server.admin` here,
-    // with `observer.clone()`. ===
-    // === reload (reload.rs): `reload::spawn(config_path, shared.clone(), observer.clone());` ===
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = live_admin {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        tracing::info!(%addr, "admin listening");
+        tokio::spawn(crate::admin::serve(listener, Arc::clone(&observer), async move {
+            let _ = admin_stopped.await;
+        }));
+    }
+    crate::reload::spawn(config_path, Arc::clone(&shared), Arc::clone(&observer))
+        .map_err(ServerError::Signal)?;
     serve(listeners, shared, observer, shutdown).await;
+    let _ = admin_stop.send(());
     Ok(())
 }
 

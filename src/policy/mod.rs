@@ -102,6 +102,8 @@ pub struct PolicySpec {
     pub name: String,
     /// Compiled origin allow-list.
     pub origins: AllowedOrigins,
+    /// `allowed_origins` and `allowed_origin_regex` as written (for reload summaries).
+    pub origin_texts: Vec<String>,
     /// Methods.
     pub methods: AllowedMethods,
     /// Request headers.

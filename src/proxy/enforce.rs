@@ -143,6 +143,7 @@ mod tests {
         Policy::new(PolicySpec {
             name: "p".into(),
             origins,
+            origin_texts: vec![text.into()],
             methods: AllowedMethods::List(vec![Method::GET]),
             headers: AllowedHeaders {
                 any: false,

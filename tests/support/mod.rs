@@ -103,7 +103,8 @@ impl Upstream {
                 };
                 let rec = Arc::clone(&recorder);
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| upstream(Arc::clone(&rec), req));
+                    let svc =
+                        hyper::service::service_fn(move |req| upstream(Arc::clone(&rec), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .with_upgrades()
@@ -148,7 +149,9 @@ impl Upstream {
 type UpBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
 fn full(text: impl Into<Bytes>) -> UpBody {
-    Full::new(text.into()).map_err(|never| match never {}).boxed()
+    Full::new(text.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn query_u64(req: &Request<Incoming>, key: &str) -> Option<u64> {
@@ -162,7 +165,10 @@ async fn upstream(
     seen: Arc<Recorder>,
     mut req: Request<Incoming>,
 ) -> Result<Response<UpBody>, Infallible> {
-    let target = req.uri().path_and_query().map_or("/".into(), |p| p.to_string());
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/".into(), |p| p.to_string());
     let mut record = Seen {
         method: req.method().to_string(),
         target,
@@ -195,7 +201,8 @@ async fn upstream(
         seen.push(record.clone());
         let mut res = Response::new(Breaking::new().boxed());
         if !chunked {
-            res.headers_mut().insert("content-length", HeaderValue::from_static("100000"));
+            res.headers_mut()
+                .insert("content-length", HeaderValue::from_static("100000"));
         }
         res
     } else if path.ends_with("/slow") {
@@ -209,7 +216,8 @@ async fn upstream(
         record.body_len = body.map_or(0, |b| b.len() as u64);
         seen.push(record.clone());
         let mut res = Response::new(full("hello from upstream\n"));
-        res.headers_mut().insert("content-type", HeaderValue::from_static("text/plain"));
+        res.headers_mut()
+            .insert("content-type", HeaderValue::from_static("text/plain"));
         res
     };
     apply_reply_headers(&record.headers, &mut res);
@@ -223,7 +231,8 @@ fn apply_reply_headers(req: &HeaderMap, res: &mut Response<UpBody>) {
     for v in req.get_all("x-reply-header") {
         let (n, v) = v.to_str().unwrap().split_once(':').unwrap();
         let name = HeaderName::from_bytes(n.trim().as_bytes()).unwrap();
-        res.headers_mut().append(name, HeaderValue::from_str(v.trim()).unwrap());
+        res.headers_mut()
+            .append(name, HeaderValue::from_str(v.trim()).unwrap());
     }
 }
 
@@ -268,7 +277,9 @@ pub fn generated_upload(n: u64) -> reqwest::Body {
     let stream = futures_util::stream::iter((0..chunks).map(move |c| {
         let start = c * CHUNK;
         let end = (start + CHUNK).min(n);
-        Ok::<_, std::io::Error>(Bytes::from((start..end).map(pattern_byte).collect::<Vec<u8>>()))
+        Ok::<_, std::io::Error>(Bytes::from(
+            (start..end).map(pattern_byte).collect::<Vec<u8>>(),
+        ))
     }));
     reqwest::Body::wrap_stream(stream)
 }
@@ -565,7 +576,10 @@ impl Binary {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(std::time::Instant::now() < deadline, "corsgate did not exit in {limit:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "corsgate did not exit in {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -127,6 +127,12 @@ pub(super) fn compile_policy(
     Some(Policy::new(PolicySpec {
         name: name.to_owned(),
         origins,
+        origin_texts: raw
+            .allowed_origins
+            .iter()
+            .chain(&raw.allowed_origin_regex)
+            .map(|o| o.get_ref().clone())
+            .collect(),
         methods,
         headers: AllowedHeaders {
             any: headers.0,

@@ -1,0 +1,128 @@
+//! Telemetry plumbing behind [`crate::observe::Observer`]: the tracing subscriber (`log.format`,
+//! `log.level`, `RUST_LOG`), the Prometheus registry, a lock-free histogram and the per-route log rate
+//! limiter.
+//!
+//! Logs go to stderr so that commands printing machine-readable output on stdout (`explain --json`)
+//! stay parseable when telemetry is initialised.
+
+pub(crate) mod events;
+mod histogram;
+pub(crate) mod metrics;
+mod ratelimit;
+
+pub use histogram::{AtomicHistogram, LATENCY_BUCKETS};
+pub use metrics::OPENMETRICS_CONTENT_TYPE;
+pub use ratelimit::{Admit, LogLimiter};
+
+use std::io::IsTerminal;
+
+use tracing::Dispatch;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::EnvFilter;
+
+use crate::snapshot::{LogFormat, LogSettings};
+
+/// Target of the per-request access event (INFO).
+pub const ACCESS_TARGET: &str = "corsgate::access";
+/// Target of the rate-limited denial lines (WARN).
+pub const DENIAL_TARGET: &str = "corsgate::denial";
+/// Target of the rate-limited report-only mismatch lines (WARN).
+pub const MISMATCH_TARGET: &str = "corsgate::mismatch";
+/// Target of the rate-limited upstream failure lines (WARN).
+pub const UPSTREAM_TARGET: &str = "corsgate::upstream";
+
+/// Why the subscriber could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// `log.level` or `RUST_LOG` is not a valid filter.
+    #[error("invalid log filter {filter:?} (from {source_name}): {error}")]
+    Filter {
+        /// The directive string.
+        filter: String,
+        /// `log.level` or `RUST_LOG`.
+        source_name: &'static str,
+        /// The parser's message.
+        error: tracing_subscriber::filter::ParseError,
+    },
+    /// A global subscriber is already installed.
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled,
+}
+
+/// Install the global subscriber for the binary: `settings.format` and `settings.level`, with a
+/// non-empty `RUST_LOG` overriding the level. Logs go to stderr.
+pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let ansi = std::io::stderr().is_terminal();
+    let dispatch = dispatch(settings, rust_log.as_deref(), ansi, std::io::stderr)?;
+    tracing::dispatcher::set_global_default(dispatch).map_err(|_| TelemetryError::AlreadyInstalled)
+}
+
+/// Build a subscriber writing to `writer` without installing it; tests capture the output with
+/// `tracing::dispatcher::with_default` or `set_default`. `override_filter` plays the part of
+/// `RUST_LOG` (ignored when empty). `ansi` only affects the pretty format.
+pub fn dispatch<W>(
+    settings: &LogSettings,
+    override_filter: Option<&str>,
+    ansi: bool,
+    writer: W,
+) -> Result<Dispatch, TelemetryError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = filter(&settings.level, override_filter)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    Ok(match settings.format {
+        // One flat JSON object a line: timestamp, level, target, message and the event's fields at
+        // the top level, so log pipelines see stable field names without span nesting.
+        LogFormat::Json => Dispatch::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .finish(),
+        ),
+        LogFormat::Pretty => Dispatch::new(builder.with_ansi(ansi).finish()),
+    })
+}
+
+/// The filter: a non-empty override (RUST_LOG) wins over `level`.
+fn filter(level: &str, override_filter: Option<&str>) -> Result<EnvFilter, TelemetryError> {
+    let (text, source_name) = match override_filter.map(str::trim) {
+        Some(o) if !o.is_empty() => (o, "RUST_LOG"),
+        _ => (level, "log.level"),
+    };
+    EnvFilter::builder()
+        .parse(text)
+        .map_err(|error| TelemetryError::Filter {
+            filter: text.to_owned(),
+            source_name,
+            error,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_log_overrides_the_configured_level_and_empty_rust_log_does_not() {
+        let f = filter("info", Some("corsgate=debug")).unwrap();
+        assert_eq!(f.to_string(), "corsgate=debug");
+        let f = filter("warn", Some("  ")).unwrap();
+        assert_eq!(f.to_string(), "warn");
+        let f = filter("warn", None).unwrap();
+        assert_eq!(f.to_string(), "warn");
+    }
+
+    #[test]
+    fn an_invalid_level_names_where_it_came_from() {
+        let err = filter("loud=[", None).unwrap_err();
+        assert!(err.to_string().contains("log.level"), "{err}");
+        let err = filter("info", Some("x=[")).unwrap_err();
+        assert!(err.to_string().contains("RUST_LOG"), "{err}");
+    }
+}
