@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::live::{Live, Shared};
 use crate::observe::Observer;
+use crate::snapshot::LogSettings;
 use pages::{Pages, Role};
 use upstream::Echo;
 
@@ -26,6 +27,7 @@ use upstream::Echo;
 const DEMO_CONFIG: &str = r#"# The built-in policy of `corsgate demo`.
 [server]
 listen = "127.0.0.1:0"
+shutdown_grace = "2s"
 
 [log]
 format = "pretty"
@@ -70,6 +72,7 @@ pub struct Demo {
     pub denied_page: SocketAddr,
     /// The echo upstream behind the proxy.
     pub upstream: SocketAddr,
+    log: LogSettings,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -89,6 +92,7 @@ impl Demo {
         let live = Live::build(loaded.snapshot, &observer).context("demo upstream client")?;
         // The page's `/explain` reads the very snapshot the proxy serves.
         let snapshot = Arc::clone(&live.snapshot);
+        let log = snapshot.log.clone();
         let (stop, stopped) = watch::channel(false);
         let api_host = api.to_string();
         let page = |role, other: SocketAddr| {
@@ -125,6 +129,7 @@ impl Demo {
             allowed_page,
             denied_page,
             upstream,
+            log,
             stop,
             tasks,
         })
@@ -175,6 +180,8 @@ fn proxy(
 /// Start the demo, print the URLs, run until Ctrl-C (or SIGTERM), then stop everything.
 pub async fn run() -> anyhow::Result<()> {
     let demo = Demo::start().await?;
+    // The proxy's access and denial log goes to stderr, so the terminal shows every decision.
+    crate::telemetry::init(&demo.log).context("logging")?;
     println!("{}", demo.banner());
     shutdown_signal().await?;
     eprintln!("corsgate demo: stopping");
