@@ -98,10 +98,11 @@ impl LiveUpstream {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector(up)?);
-        let host = HeaderValue::from_str(up.authority.as_str()).map_err(|_| LiveError::Authority {
-            upstream: up.name.clone(),
-            authority: up.authority.to_string(),
-        })?;
+        let host =
+            HeaderValue::from_str(up.authority.as_str()).map_err(|_| LiveError::Authority {
+                upstream: up.name.clone(),
+                authority: up.authority.to_string(),
+            })?;
         let base = format!("{}://{}{}", up.scheme, up.authority, up.base_path);
         Ok(LiveUpstream { client, base, host })
     }

@@ -142,10 +142,22 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
     };
     check("server.listen", o.listen != n.listen);
     check("server.admin", o.admin != n.admin);
-    check("server.tls (enabling or disabling)", o.tls.is_some() != n.tls.is_some());
-    check("server.header_read_timeout", o.header_read_timeout != n.header_read_timeout);
-    check("server.max_connections", o.max_connections != n.max_connections);
-    check("server.shutdown_grace", o.shutdown_grace != n.shutdown_grace);
+    check(
+        "server.tls (enabling or disabling)",
+        o.tls.is_some() != n.tls.is_some(),
+    );
+    check(
+        "server.header_read_timeout",
+        o.header_read_timeout != n.header_read_timeout,
+    );
+    check(
+        "server.max_connections",
+        o.max_connections != n.max_connections,
+    );
+    check(
+        "server.shutdown_grace",
+        o.shutdown_grace != n.shutdown_grace,
+    );
     check("server.watch_config", o.watch_config != n.watch_config);
     check("log.format", old.log.format != new.log.format);
     check("log.level", old.log.level != new.log.level);
@@ -154,7 +166,11 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
 
 /// Reload on every SIGHUP, and on file changes when `watch_config` is set, until the runtime stops.
 /// Reloads run one at a time, in the order their triggers arrived.
-pub fn spawn(config_path: &Path, shared: Arc<Shared>, observer: Arc<Observer>) -> std::io::Result<()> {
+pub fn spawn(
+    config_path: &Path,
+    shared: Arc<Shared>,
+    observer: Arc<Observer>,
+) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let watch = shared.load().snapshot.server.watch_config;
     let reloader = Arc::new(Reloader::new(config_path, shared, observer));

@@ -63,7 +63,10 @@ async fn an_allowed_preflight_is_answered_by_the_proxy_and_never_forwarded() {
     assert_eq!(h["access-control-allow-methods"], "GET, POST, PUT");
     assert_eq!(h["access-control-allow-headers"], "x-token");
     assert_eq!(h["access-control-max-age"], "600");
-    assert!(h["vary"].to_str().unwrap().contains("Access-Control-Request-Method"));
+    assert!(h["vary"]
+        .to_str()
+        .unwrap()
+        .contains("Access-Control-Request-Method"));
     assert!(res.bytes().await.unwrap().is_empty());
     assert_eq!(up.hits(), 0);
 }
@@ -94,7 +97,11 @@ async fn an_options_request_that_is_not_a_preflight_is_forwarded() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN, "OPTIONS is not an allowed method");
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "OPTIONS is not an allowed method"
+    );
     let res = client()
         .request(Method::OPTIONS, gate.url("/x"))
         .send()
@@ -137,7 +144,10 @@ async fn the_upstreams_cors_headers_are_replaced_and_vary_is_merged() {
         .get(gate.url("/api/items"))
         .header("origin", APP)
         .header("x-reply-header", "access-control-allow-origin: *")
-        .header("x-reply-header", "access-control-allow-origin: https://evil.example")
+        .header(
+            "x-reply-header",
+            "access-control-allow-origin: https://evil.example",
+        )
         .header("x-reply-header", "access-control-allow-methods: DELETE")
         .header("x-reply-header", "vary: Accept-Encoding")
         .header("x-reply-header", "vary: origin")
@@ -152,10 +162,17 @@ async fn the_upstreams_cors_headers_are_replaced_and_vary_is_merged() {
         vec![
             ("access-control-allow-origin".into(), APP.into()),
             ("access-control-allow-credentials".into(), "true".into()),
-            ("access-control-expose-headers".into(), "x-request-id".into()),
+            (
+                "access-control-expose-headers".into(),
+                "x-request-id".into()
+            ),
         ]
     );
-    assert_eq!(vary_tokens(h), ["accept-encoding", "origin"], "no duplicate token");
+    assert_eq!(
+        vary_tokens(h),
+        ["accept-encoding", "origin"],
+        "no duplicate token"
+    );
     assert_eq!(up.hits(), 1);
 
     let res = client()
@@ -180,7 +197,11 @@ async fn every_status_to_an_allowed_origin_carries_cors_headers() {
             .await
             .unwrap();
         assert_eq!(res.status().as_str(), status);
-        assert_eq!(res.headers()["access-control-allow-origin"], APP, "{status}");
+        assert_eq!(
+            res.headers()["access-control-allow-origin"],
+            APP,
+            "{status}"
+        );
     }
 }
 
@@ -189,23 +210,39 @@ async fn requests_without_origin_and_same_origin_requests_are_forwarded_untouche
     let (up, gate) = gate_with(POLICY).await;
     let res = client()
         .get(gate.url("/"))
-        .header("x-reply-header", "access-control-allow-origin: https://up.example")
+        .header(
+            "x-reply-header",
+            "access-control-allow-origin: https://up.example",
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(res.headers()["access-control-allow-origin"], "https://up.example");
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://up.example"
+    );
     assert_eq!(res.headers()["vary"], "Origin");
 
     let own = format!("http://{}", gate.addr);
     let res = client()
         .delete(gate.url("/"))
         .header("origin", own)
-        .header("x-reply-header", "access-control-allow-origin: https://up.example")
+        .header(
+            "x-reply-header",
+            "access-control-allow-origin: https://up.example",
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "same-origin is not subject to the policy");
-    assert_eq!(res.headers()["access-control-allow-origin"], "https://up.example");
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "same-origin is not subject to the policy"
+    );
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://up.example"
+    );
     assert_eq!(up.hits(), 2);
 }
 
@@ -228,7 +265,12 @@ async fn headers_only_forwards_a_denied_request_but_strips_every_cors_header() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(up.hits(), 1);
     // An allowed origin gets the policy's headers as in block mode.
-    let res = client().get(gate.url("/")).header("origin", APP).send().await.unwrap();
+    let res = client()
+        .get(gate.url("/"))
+        .header("origin", APP)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["access-control-allow-origin"], APP);
 }
 
@@ -249,7 +291,11 @@ async fn report_only_forwards_everything_untouched_preflights_included() {
     );
     assert!(res.headers().get("vary").is_none());
     let res = preflight(&gate, APP, "PUT").send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "the upstream answered the preflight");
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the upstream answered the preflight"
+    );
     assert_eq!(cors_headers(res.headers()), vec![]);
     assert_eq!(up.hits(), 2);
     assert_eq!(up.last().method, "OPTIONS");

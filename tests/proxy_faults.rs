@@ -36,9 +36,18 @@ policy = "p"
 #[tokio::test]
 async fn a_refused_connection_is_a_502_that_an_allowed_origin_can_read() {
     // A port that was just free: nothing listens there any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let gate = Gate::start(&config_to(&format!("http://127.0.0.1:{port}"), "2s", "5s")).await;
-    let res = client().get(gate.url("/")).header("origin", APP).send().await.unwrap();
+    let res = client()
+        .get(gate.url("/"))
+        .header("origin", APP)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(res.headers()["access-control-allow-origin"], APP);
     assert_eq!(res.text().await.unwrap(), "bad gateway: upstream failed\n");
@@ -57,7 +66,11 @@ async fn no_response_head_within_timeout_is_a_504() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(res.headers()["access-control-allow-origin"], APP);
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -81,7 +94,10 @@ async fn connect_timeout_is_honoured() {
     let res = client().get(gate.url("/")).send().await.unwrap();
     let took = start.elapsed();
     assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
-    assert!(took < Duration::from_secs(3), "connect_timeout not applied: {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "connect_timeout not applied: {took:?}"
+    );
     drop(listener);
 }
 
@@ -93,7 +109,10 @@ async fn an_upstream_reset_mid_body_aborts_the_client_response() {
         let res = client().get(gate.url(path)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         let body = res.bytes().await;
-        assert!(body.is_err(), "{path}: a truncated body must not end cleanly: {body:?}");
+        assert!(
+            body.is_err(),
+            "{path}: a truncated body must not end cleanly: {body:?}"
+        );
     }
     // The proxy is still fine.
     let res = client().get(gate.url("/")).send().await.unwrap();
@@ -124,12 +143,21 @@ async fn malformed_requests_get_4xx_and_the_proxy_keeps_serving() {
     );
     let res = raw(gate.addr, big.as_bytes()).await;
     assert_eq!(raw_status(&res), 431);
-    assert!(res.contains("access-control-allow-origin: https://app.example"), "{res}");
+    assert!(
+        res.contains("access-control-allow-origin: https://app.example"),
+        "{res}"
+    );
     // Too large for hyper itself: still a 431 (or a closed connection), never a crash.
-    let huge = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Huge: {}\r\n\r\n", "x".repeat(1 << 20));
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Huge: {}\r\n\r\n",
+        "x".repeat(1 << 20)
+    );
     let res = raw(gate.addr, huge.as_bytes()).await;
     assert!(res.is_empty() || raw_status(&res) == 431, "{res}");
-    let many = (0..300).map(|i| format!("x-{i}")).collect::<Vec<_>>().join(",");
+    let many = (0..300)
+        .map(|i| format!("x-{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let res = client()
         .request(reqwest::Method::OPTIONS, gate.url("/"))
         .header("origin", APP)
@@ -160,7 +188,10 @@ async fn slow_and_silent_clients_are_cut_after_header_read_timeout() {
         let closed = tokio::time::timeout(PATIENCE, s.read_to_end(&mut buf)).await;
         assert!(closed.is_ok(), "the connection was never closed");
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(250), "closed too early: {took:?}");
+        assert!(
+            took >= Duration::from_millis(250),
+            "closed too early: {took:?}"
+        );
         assert!(took < Duration::from_secs(5), "closed too late: {took:?}");
     }
     assert_eq!(up.hits(), 0);
@@ -184,7 +215,10 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     let mut second = TcpStream::connect(gate.addr).await.unwrap();
     second.write_all(request).await.unwrap();
     let early = tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf)).await;
-    assert!(early.is_err(), "the second connection was served while the first held the slot");
+    assert!(
+        early.is_err(),
+        "the second connection was served while the first held the slot"
+    );
     drop(first);
     let n = tokio::time::timeout(PATIENCE, second.read(&mut buf))
         .await
@@ -205,18 +239,26 @@ async fn a_graceful_stop_lets_the_in_flight_request_finish_and_refuses_new_ones(
     let res = slow.await.unwrap().unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.text().await.unwrap(), "slow done\n");
-    assert!(TcpStream::connect(addr).await.is_err(), "still accepting after the stop");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after the stop"
+    );
 }
 
 #[tokio::test]
 async fn the_drain_ends_when_shutdown_grace_is_over() {
     let up = Upstream::start().await;
-    let config = one_route(&up, POLICY).replace("shutdown_grace = \"5s\"", "shutdown_grace = \"200ms\"");
+    let config =
+        one_route(&up, POLICY).replace("shutdown_grace = \"5s\"", "shutdown_grace = \"200ms\"");
     let gate = Gate::start(&config).await;
     let slow = tokio::spawn(client().get(gate.url("/slow?ms=10000")).send());
     up.wait_for_hits(1).await;
     let start = Instant::now();
     gate.stop().await;
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     drop(slow);
 }

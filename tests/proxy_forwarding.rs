@@ -53,9 +53,14 @@ async fn hop_by_hop_headers_go_forwarded_headers_come_and_the_target_is_byte_exa
 #[tokio::test]
 async fn preserve_host_keeps_the_clients_host() {
     let up = Upstream::start().await;
-    let config = one_route(&up, POLICY).replace("timeout = \"5s\"", "timeout = \"5s\"\npreserve_host = true");
+    let config = one_route(&up, POLICY)
+        .replace("timeout = \"5s\"", "timeout = \"5s\"\npreserve_host = true");
     let gate = Gate::start(&config).await;
-    let res = raw(gate.addr, b"GET / HTTP/1.1\r\nHost: front.example\r\nConnection: close\r\n\r\n").await;
+    let res = raw(
+        gate.addr,
+        b"GET / HTTP/1.1\r\nHost: front.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert_eq!(raw_status(&res), 200);
     assert_eq!(up.last().headers["host"], "front.example");
 }
@@ -113,7 +118,10 @@ async fn a_20_mb_body_streams_each_way() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
     assert_eq!(res.text().await.unwrap(), format!("{N} {}", pattern_sum(N)));
     let res = client()
         .get(gate.url(&format!("/download?bytes={N}")))
@@ -147,8 +155,14 @@ async fn h2c_with_prior_knowledge_is_served_on_the_same_port() {
         .await
         .unwrap();
     assert_eq!(res.version(), Version::HTTP_2);
-    assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
-    assert_eq!(res.text().await.unwrap(), format!("{} {}", 1 << 20, pattern_sum(1 << 20)));
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(
+        res.text().await.unwrap(),
+        format!("{} {}", 1 << 20, pattern_sum(1 << 20))
+    );
     let seen = up.last();
     assert_eq!(seen.headers["host"], up.addr.to_string());
     assert_eq!(seen.headers["x-forwarded-host"], gate.addr.to_string());
@@ -195,5 +209,9 @@ async fn a_websocket_is_tunnelled_end_to_end_and_a_denied_origin_gets_403() {
         Err(WsError::Http(res)) => assert_eq!(res.status(), StatusCode::FORBIDDEN),
         other => panic!("expected a 403, got {other:?}"),
     }
-    assert_eq!(up.hits(), 1, "the denied handshake never reached the upstream");
+    assert_eq!(
+        up.hits(),
+        1,
+        "the denied handshake never reached the upstream"
+    );
 }

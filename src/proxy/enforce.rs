@@ -102,9 +102,7 @@ pub(crate) fn mismatch(decision: &Decision<'_>, upstream: &HeaderMap) -> Option<
             AllowOrigin::Echo => origin.as_bytes(),
         }),
         Decision::Denied(_) | Decision::PreflightDenied(_) => None,
-        Decision::NotCors { .. } | Decision::SameOrigin { .. } | Decision::NoRoute => {
-            return None
-        }
+        Decision::NotCors { .. } | Decision::SameOrigin { .. } | Decision::NoRoute => return None,
     };
     let mut theirs = upstream.get_all(ACCESS_CONTROL_ALLOW_ORIGIN).iter();
     let (first, second) = (theirs.next(), theirs.next());
@@ -164,7 +162,10 @@ mod tests {
             h.insert(ORIGIN, HeaderValue::from_static(o));
         }
         if acrm {
-            h.insert("access-control-request-method", HeaderValue::from_static("GET"));
+            h.insert(
+                "access-control-request-method",
+                HeaderValue::from_static("GET"),
+            );
         }
         h
     }
@@ -236,7 +237,10 @@ mod tests {
         let mut res = HeaderMap::new();
         res.append(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         res.append(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("x"));
-        res.insert("access-control-allow-credentials", HeaderValue::from_static("true"));
+        res.insert(
+            "access-control-allow-credentials",
+            HeaderValue::from_static("true"),
+        );
         Cors::Replace.finish(&d, &mut res);
         assert_eq!(res.get_all(ACCESS_CONTROL_ALLOW_ORIGIN).iter().count(), 1);
         assert_eq!(res[ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example");
@@ -274,7 +278,10 @@ mod tests {
         let d = decide(&p, &[], &view(&allowed));
         assert_eq!(mismatch(&d, &echo), None);
         let m = mismatch(&d, &none).unwrap();
-        assert!(m.contains("upstream Access-Control-Allow-Origin: none"), "{m}");
+        assert!(
+            m.contains("upstream Access-Control-Allow-Origin: none"),
+            "{m}"
+        );
         let d = decide(&p, &[], &view(&denied));
         assert_eq!(mismatch(&d, &none), None);
         assert!(mismatch(&d, &star).unwrap().contains("\"*\""));

@@ -98,7 +98,13 @@ fn upstream_request(
         _ => live.host.clone(),
     };
     headers.insert(HOST, host);
-    set_forwarded(&mut headers, &parts.headers, hop.peer.ip(), hop.scheme, hop.host);
+    set_forwarded(
+        &mut headers,
+        &parts.headers,
+        hop.peer.ip(),
+        hop.scheme,
+        hop.host,
+    );
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = uri;

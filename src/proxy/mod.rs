@@ -158,7 +158,9 @@ impl Proxy {
             Ok(ok) => ok,
             Err(e) => {
                 let mut res = match e {
-                    ForwardError::Upstream { timed_out: true, .. } => respond::gateway_timeout(),
+                    ForwardError::Upstream {
+                        timed_out: true, ..
+                    } => respond::gateway_timeout(),
                     _ => respond::bad_gateway(),
                 };
                 if let ForwardError::Upstream { kind, .. } = e {

@@ -103,7 +103,9 @@ pub(crate) fn is_authority(s: &str) -> bool {
     let (host, port) = match s.strip_prefix('[') {
         Some(rest) => match rest.split_once(']') {
             Some((ip, tail)) => {
-                let ok = ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                let ok = ip
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
                 if !ok || ip.is_empty() {
                     return false;
                 }
@@ -120,9 +122,9 @@ pub(crate) fn is_authority(s: &str) -> bool {
         },
     };
     let host_ok = !host.is_empty()
-        && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)
-        });
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
     let port_ok = match port {
         None => true,
         Some(p) => p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()),
@@ -136,10 +138,26 @@ mod tests {
 
     #[test]
     fn host_values_are_checked_as_authorities() {
-        for ok in ["a.example", "a.example:8080", "127.0.0.1:1", "[::1]", "[::1]:80", "x:"] {
+        for ok in [
+            "a.example",
+            "a.example:8080",
+            "127.0.0.1:1",
+            "[::1]",
+            "[::1]:80",
+            "x:",
+        ] {
             assert!(is_authority(ok), "{ok}");
         }
-        for bad in ["", "a b", "a/b", "u@a.example", "a:80:80", "[::1", "[zz]", "a:123456"] {
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "u@a.example",
+            "a:80:80",
+            "[::1",
+            "[zz]",
+            "a:123456",
+        ] {
             assert!(!is_authority(bad), "{bad}");
         }
     }

@@ -56,7 +56,10 @@ pub(crate) fn bad_gateway() -> Response<ProxyBody> {
 
 /// 504: no response head from the upstream in time (or no connection within `connect_timeout`).
 pub(crate) fn gateway_timeout() -> Response<ProxyBody> {
-    text(StatusCode::GATEWAY_TIMEOUT, "gateway timeout: upstream too slow\n")
+    text(
+        StatusCode::GATEWAY_TIMEOUT,
+        "gateway timeout: upstream too slow\n",
+    )
 }
 
 /// 400 for a request the proxy will not route (no or several Host headers, an unusable target).
@@ -74,10 +77,7 @@ pub(crate) fn headers_too_large() -> Response<ProxyBody> {
 
 /// 405 for CONNECT: corsgate is a reverse proxy, not a tunnel.
 pub(crate) fn connect_not_supported() -> Response<ProxyBody> {
-    text(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "CONNECT is not supported\n",
-    )
+    text(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n")
 }
 
 #[cfg(test)]

@@ -37,18 +37,32 @@ impl Changes {
             )
         };
         let routes = |s: &Snapshot| -> BTreeMap<String, String> {
-            s.routes.iter().map(|r| (r.name.clone(), route_key(s, r))).collect()
+            s.routes
+                .iter()
+                .map(|r| (r.name.clone(), route_key(s, r)))
+                .collect()
         };
         let upstreams = |s: &Snapshot| -> BTreeMap<String, String> {
-            s.upstreams.iter().map(|u| (u.name.clone(), format!("{u:?}"))).collect()
+            s.upstreams
+                .iter()
+                .map(|u| (u.name.clone(), format!("{u:?}")))
+                .collect()
         };
         let policies = |s: &Snapshot| -> BTreeMap<String, String> {
-            s.policies.iter().map(|p| (p.name().to_owned(), fingerprint(p))).collect()
+            s.policies
+                .iter()
+                .map(|p| (p.name().to_owned(), fingerprint(p)))
+                .collect()
         };
         let origins = |s: &Snapshot| -> BTreeSet<String> {
             s.policies
                 .iter()
-                .flat_map(|p| p.spec().origin_texts.iter().map(move |o| format!("{}:{o}", p.name())))
+                .flat_map(|p| {
+                    p.spec()
+                        .origin_texts
+                        .iter()
+                        .map(move |o| format!("{}:{o}", p.name()))
+                })
                 .collect()
         };
         let (old_o, new_o) = (origins(old), origins(new));
@@ -91,8 +105,16 @@ fn compare(
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
 ) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let added = new.keys().filter(|k| !old.contains_key(*k)).cloned().collect();
-    let removed = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+    let added = new
+        .keys()
+        .filter(|k| !old.contains_key(*k))
+        .cloned()
+        .collect();
+    let removed = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
     let changed = new
         .iter()
         .filter(|(k, v)| old.get(*k).is_some_and(|o| o != *v))
@@ -122,7 +144,10 @@ impl fmt::Display for Changes {
             parts.push(format!("origins added: {}", self.origins_added.join(", ")));
         }
         if !self.origins_removed.is_empty() {
-            parts.push(format!("origins removed: {}", self.origins_removed.join(", ")));
+            parts.push(format!(
+                "origins removed: {}",
+                self.origins_removed.join(", ")
+            ));
         }
         f.write_str(&parts.join("; "))
     }
@@ -138,7 +163,9 @@ mod tests {
             "[upstreams.u]\nurl = \"http://127.0.0.1:1\"\n[policies.p]\nallowed_origins = [{origins}]\n\
              [[routes]]\nname = \"r\"\npath_prefix = \"{prefix}\"\nupstream = \"u\"\npolicy = \"p\"\n"
         );
-        crate::config::load_str(&toml, Path::new("t.toml")).unwrap().snapshot
+        crate::config::load_str(&toml, Path::new("t.toml"))
+            .unwrap()
+            .snapshot
     }
 
     #[test]
