@@ -76,7 +76,11 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let live = Live::build(loaded.snapshot, &observer)?;
     let listen = live.snapshot.server.listen.clone();
     let live_admin = live.snapshot.server.admin;
-    let scheme = if live.snapshot.tls.is_some() { "https" } else { "http" };
+    let scheme = if live.snapshot.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let shared = Arc::new(Shared::from_pointee(live));
     let mut listeners = Vec::with_capacity(listen.len());
     for addr in listen {
@@ -88,7 +92,10 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
             .map_err(|source| ServerError::Bind { addr, source })?;
         tracing::info!(%local, scheme, "listening");
         // A closed stdout must not stop the proxy, so the result is ignored.
-        let _ = writeln!(std::io::stdout(), "corsgate: listening on {scheme}://{local}");
+        let _ = writeln!(
+            std::io::stdout(),
+            "corsgate: listening on {scheme}://{local}"
+        );
         listeners.push(listener);
     }
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -213,7 +220,9 @@ async fn accept_loop(
             let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
             match tokio::time::timeout(conns.inner.header_read_timeout, accept).await {
                 Ok(Ok(tls_stream)) => {
-                    conns.serve(tls_stream, Scheme::Https, peer, hold, watcher).await;
+                    conns
+                        .serve(tls_stream, Scheme::Https, peer, hold, watcher)
+                        .await;
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

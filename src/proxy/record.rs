@@ -137,6 +137,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn route_index_recovers_each_routes_position_in_config_order() {
+        let text = r#"
+[upstreams.u]
+url = "http://127.0.0.1:1"
+[policies.p]
+allowed_origins = ["https://a.example"]
+[[routes]]
+path_prefix = "/a"
+upstream = "u"
+policy = "p"
+[[routes]]
+host = "x.example"
+upstream = "u"
+policy = "p"
+[[routes]]
+path_prefix = "/"
+upstream = "u"
+policy = "p"
+"#;
+        let loaded = crate::config::load_str(text, std::path::Path::new("t.toml")).unwrap();
+        let snap = loaded.snapshot;
+        let cases = [
+            (None, "/a/1", 0),
+            (Some("x.example"), "/a", 1),
+            (None, "/b", 2),
+        ];
+        for (host, path, want) in cases {
+            let route = snap.routes.find(host, path).unwrap();
+            assert_eq!(route_index(&snap, route), Some(want), "{host:?} {path}");
+        }
+        let stranger = snap.routes.iter().next().unwrap().clone();
+        assert_eq!(route_index(&snap, &stranger), None);
+    }
+
+    #[test]
     fn host_values_are_checked_as_authorities() {
         for ok in [
             "a.example",
