@@ -24,10 +24,12 @@
 
 mod binary;
 mod bodies;
+mod logged;
 mod upstream;
 
 pub use binary::Binary;
 pub use bodies::{drain, generated_upload, pattern_byte, pattern_sum, Generated};
+pub use logged::Logged;
 pub use upstream::{Seen, Upstream};
 
 use std::net::SocketAddr;
