@@ -35,8 +35,8 @@ pub enum LiveError {
     Tls {
         /// The upstream's table name.
         upstream: String,
-        /// What rustls reported.
-        source: rustls::Error,
+        /// Why the TLS client config could not be built.
+        source: Box<crate::tls::TlsError>,
     },
     /// The upstream's authority is not a valid `Host` header value.
     #[error("upstream {upstream:?}: authority {authority:?} is not a valid Host header")]
@@ -116,14 +116,13 @@ pub fn connector(up: &Upstream) -> Result<HttpsConnector<HttpConnector>, LiveErr
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(up.connect_timeout));
-    // Name the provider explicitly: the process-wide default is ambiguous when several rustls
-    // providers are compiled into the binary (dev-dependencies can pull in another one).
-    let provider = rustls::crypto::ring::default_provider();
-    let builder = HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)
-        .map_err(|source| LiveError::Tls {
+    // Webpki roots plus the upstream's private CA; `tls::client_config` offers no way to skip
+    // verification.
+    let tls =
+        crate::tls::client_config(up.ca_file.as_deref()).map_err(|source| LiveError::Tls {
             upstream: up.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
+    let builder = HttpsConnectorBuilder::new().with_tls_config(tls);
     Ok(builder.https_or_http().enable_http1().wrap_connector(http))
 }

@@ -11,6 +11,8 @@ use crate::policy::Origin;
 /// One compiled `[[routes]]` entry.
 #[derive(Clone, Debug)]
 pub struct Route {
+    /// Position in config order; `RouteTable::insert` sets it. Metric handles are indexed by it.
+    pub index: usize,
     /// `name`, or `<host><path_prefix>` when not given.
     pub name: String,
     /// The host pattern, if any.
@@ -104,7 +106,8 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Add a route; a second route with the same host and prefix is an error.
-    pub fn insert(&mut self, route: Route) -> Result<(), DuplicateRoute> {
+    pub fn insert(&mut self, mut route: Route) -> Result<(), DuplicateRoute> {
+        route.index = self.routes.len();
         let tier = match &route.host {
             None => &mut self.any_host,
             Some(HostPattern::Exact(h)) => self.exact.entry(h.as_str().into()).or_default(),
@@ -189,6 +192,7 @@ mod tests {
 
     fn route(name: &str, host: Option<HostPattern>, prefix: &str) -> Route {
         Route {
+            index: 0,
             name: name.into(),
             host,
             path_prefix: prefix.into(),

@@ -76,6 +76,11 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let live = Live::build(loaded.snapshot, &observer)?;
     let listen = live.snapshot.server.listen.clone();
     let live_admin = live.snapshot.server.admin;
+    let scheme = if live.snapshot.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let shared = Arc::new(Shared::from_pointee(live));
     let mut listeners = Vec::with_capacity(listen.len());
     for addr in listen {
@@ -85,9 +90,12 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
         let local = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        tracing::info!(%local, "listening");
+        tracing::info!(%local, scheme, "listening");
         // A closed stdout must not stop the proxy, so the result is ignored.
-        let _ = writeln!(std::io::stdout(), "corsgate: listening on http://{local}");
+        let _ = writeln!(
+            std::io::stdout(),
+            "corsgate: listening on {scheme}://{local}"
+        );
         listeners.push(listener);
     }
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -189,9 +197,36 @@ async fn accept_loop(
         let guard = conns.inner.observer.connection();
         let watcher = graceful.watcher();
         let conns = conns.clone();
+        // The certificate is read per connection from the live snapshot, so a reload rotates it for
+        // new handshakes while open connections carry on with theirs.
+        let tls = conns.inner.tls.as_ref().map(|initial| {
+            conns
+                .inner
+                .shared
+                .load()
+                .snapshot
+                .tls
+                .clone()
+                .unwrap_or_else(|| Arc::clone(initial))
+        });
         tokio::spawn(async move {
             let hold: Box<dyn Any + Send + Sync> = Box::new((slot, guard));
-            conns.serve(stream, Scheme::Http, peer, hold, watcher).await;
+            let Some(config) = tls else {
+                conns.serve(stream, Scheme::Http, peer, hold, watcher).await;
+                return;
+            };
+            // The handshake counts against the same budget as a request head: a client that opens
+            // a socket and stalls must not hold a slot forever.
+            let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+            match tokio::time::timeout(conns.inner.header_read_timeout, accept).await {
+                Ok(Ok(tls_stream)) => {
+                    conns
+                        .serve(tls_stream, Scheme::Https, peer, hold, watcher)
+                        .await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
         });
     }
 }
@@ -208,6 +243,8 @@ struct ConnectionsInner {
     shared: Arc<Shared>,
     observer: Arc<Observer>,
     header_read_timeout: Duration,
+    /// The TLS config the server started with: `Some` makes every listener a TLS listener.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Connections {
@@ -227,8 +264,10 @@ impl Connections {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(H2_MAX_HEADER_LIST);
+        let tls = shared.load().snapshot.tls.clone();
         Connections {
             inner: Arc::new(ConnectionsInner {
+                tls,
                 builder,
                 shared,
                 observer,

@@ -109,13 +109,12 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, TlsError> {
             })?;
         }
     }
-    let mut config = ClientConfig::builder_with_provider(provider())
+    // ALPN stays empty: hyper-rustls fills it from the protocols the connector enables.
+    Ok(ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Setup)?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+        .with_no_client_auth())
 }
 
 #[cfg(test)]

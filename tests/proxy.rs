@@ -299,6 +299,27 @@ async fn report_only_forwards_everything_untouched_preflights_included() {
     assert_eq!(cors_headers(res.headers()), vec![]);
     assert_eq!(up.hits(), 2);
     assert_eq!(up.last().method, "OPTIONS");
+    // Both disagreed with the policy: the upstream allowed a denied origin, then sent nothing to
+    // an allowed one.
+    let mismatches = gate.metric("corsgate_cors_upstream_mismatch_total", &[("route", "all")]);
+    assert_eq!(mismatches, Some(2.0));
+    let res = client()
+        .get(gate.url("/"))
+        .header("origin", APP)
+        .header(
+            "x-reply-header",
+            "access-control-allow-origin: https://app.example",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mismatches = gate.metric("corsgate_cors_upstream_mismatch_total", &[("route", "all")]);
+    assert_eq!(
+        mismatches,
+        Some(2.0),
+        "an agreeing upstream is not a mismatch"
+    );
 }
 
 #[tokio::test]

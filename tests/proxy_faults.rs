@@ -51,6 +51,8 @@ async fn a_refused_connection_is_a_502_that_an_allowed_origin_can_read() {
     assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(res.headers()["access-control-allow-origin"], APP);
     assert_eq!(res.text().await.unwrap(), "bad gateway: upstream failed\n");
+    let errors = gate.metric("corsgate_upstream_errors_total", &[("kind", "connect")]);
+    assert_eq!(errors, Some(1.0));
 }
 
 #[tokio::test]
@@ -117,6 +119,29 @@ async fn an_upstream_reset_mid_body_aborts_the_client_response() {
     // The proxy is still fine.
     let res = client().get(gate.url("/")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn no_fault_leaks_a_connection() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&config_to(&up.url(), "2s", "300ms")).await;
+    {
+        let http = client();
+        for path in ["/slow?ms=2000", "/reset", "/reset?chunked", "/"] {
+            let res = http.get(gate.url(path)).send().await.unwrap();
+            let _ = res.bytes().await;
+        }
+        let _ = raw(gate.addr, b"NOT HTTP\r\n\r\n").await;
+        let active = gate.metric("corsgate_active_connections", &[]);
+        assert!(active.is_some_and(|n| n >= 1.0), "{active:?}");
+    }
+    // The client is gone; every server-side connection must close and be counted closed. There is
+    // no event for that, so poll the gauge.
+    let deadline = Instant::now() + PATIENCE;
+    while gate.metric("corsgate_active_connections", &[]) != Some(0.0) {
+        assert!(Instant::now() < deadline, "connections leaked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

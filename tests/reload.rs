@@ -4,14 +4,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
-use support::{Upstream, PATIENCE};
+use support::{Logged as Proxy, Upstream};
 
 /// A policy that allows `origin` and marks its answers with `tag` in Access-Control-Expose-Headers.
 fn config(up: &Upstream, origin: &str, tag: &str, watch: bool) -> String {
@@ -39,88 +37,6 @@ policy = "p"
 "#,
         up.url()
     )
-}
-
-/// `corsgate run` as a child; stderr lines (JSON logs) arrive on a channel.
-struct Proxy {
-    child: Child,
-    addr: SocketAddr,
-    logs: mpsc::Receiver<String>,
-}
-
-impl Proxy {
-    fn start(config: &Path) -> Proxy {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corsgate"))
-            .args(["run", "-c"])
-            .arg(config)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (addr_tx, addr_rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("corsgate: listening on http://") {
-                    let _ = addr_tx.send(a.parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let (log_tx, logs) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = log_tx.send(line);
-            }
-        });
-        let addr = addr_rx.recv_timeout(PATIENCE).expect("listening line");
-        Proxy { child, addr, logs }
-    }
-
-    /// Send SIGHUP and wait for the reload's outcome line; returns every line up to it.
-    fn hup(&self) -> (bool, Vec<String>) {
-        let ok = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        self.outcome()
-    }
-
-    /// Wait for the next "config reloaded" (true) or "config reload rejected" (false) line.
-    fn outcome(&self) -> (bool, Vec<String>) {
-        let mut seen = Vec::new();
-        loop {
-            let line = self
-                .logs
-                .recv_timeout(PATIENCE)
-                .unwrap_or_else(|_| panic!("no reload outcome; logs so far: {seen:#?}"));
-            let done = if line.contains("config reloaded") {
-                Some(true)
-            } else if line.contains("config reload rejected") {
-                Some(false)
-            } else {
-                None
-            };
-            seen.push(line);
-            if let Some(ok) = done {
-                return (ok, seen);
-            }
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Replace `path` atomically (write a sibling, then rename), as careful tooling does.
@@ -294,7 +210,7 @@ async fn watch_mode_follows_a_configmap_symlink_swap() {
     std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
     std::fs::remove_dir_all(&v1).unwrap();
 
-    let (ok, lines) = proxy.outcome();
+    let (ok, lines) = proxy.reload_outcome();
     assert!(ok, "{lines:#?}");
     assert!(
         lines.iter().any(|l| l.contains("file change")),

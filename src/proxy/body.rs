@@ -1,33 +1,69 @@
 //! `ProxyBody`: the one response body type the proxy sends, either the upstream's streamed body or a
-//! small body built locally. An enum instead of a boxed trait object: no allocation per response.
+//! small body built locally. An enum, not a boxed trait object, so a response allocates nothing for
+//! its body.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::live::Live;
+use crate::observe::{Observer, UpstreamErrorKind};
+
 /// A response body: streamed from the upstream, or local and complete.
 #[derive(Debug)]
-pub enum ProxyBody {
-    /// The upstream's body, passed through frame by frame. An error from it (the upstream reset
-    /// mid-body) is returned to hyper, which then aborts the client's connection or stream instead
-    /// of ending a truncated body as if it were complete.
-    Upstream(Incoming),
+pub struct ProxyBody {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// The upstream's body, passed through frame by frame. An error from it (the upstream broke
+    /// mid-body) is counted, then returned to hyper. hyper then aborts the client's connection or
+    /// stream instead of ending a truncated body as if it were complete.
+    Upstream {
+        body: Incoming,
+        /// Whom to tell about a mid-body failure; taken on the first one.
+        fault: Option<Fault>,
+    },
     /// A body built by the proxy; `None` once sent (or for an empty body).
     Local(Option<Bytes>),
+}
+
+/// Where a mid-body upstream failure is reported.
+#[derive(Debug)]
+pub(crate) struct Fault {
+    pub(crate) observer: Arc<Observer>,
+    pub(crate) live: Arc<Live>,
+    pub(crate) upstream: usize,
 }
 
 impl ProxyBody {
     /// An empty body.
     pub fn empty() -> ProxyBody {
-        ProxyBody::Local(None)
+        ProxyBody {
+            kind: Kind::Local(None),
+        }
     }
 
     /// A complete body of static text.
     pub fn text(text: &'static str) -> ProxyBody {
-        ProxyBody::Local(Some(Bytes::from_static(text.as_bytes())))
+        ProxyBody {
+            kind: Kind::Local(Some(Bytes::from_static(text.as_bytes()))),
+        }
+    }
+
+    /// The upstream's body, streamed; a failure mid-body is reported to `fault`.
+    pub(crate) fn upstream(body: Incoming, fault: Fault) -> ProxyBody {
+        ProxyBody {
+            kind: Kind::Upstream {
+                body,
+                fault: Some(fault),
+            },
+        }
     }
 }
 
@@ -39,25 +75,32 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            ProxyBody::Upstream(body) => Pin::new(body).poll_frame(cx),
-            ProxyBody::Local(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        match &mut self.get_mut().kind {
+            Kind::Upstream { body, fault } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if let Poll::Ready(Some(Err(_))) = &polled {
+                    if let Some(f) = fault.take() {
+                        let kind = UpstreamErrorKind::Reset;
+                        f.observer.upstream_error(&f.live.handles, f.upstream, kind);
+                    }
+                }
+                polled
+            }
+            Kind::Local(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            ProxyBody::Upstream(body) => body.is_end_stream(),
-            ProxyBody::Local(data) => data.is_none(),
+        match &self.kind {
+            Kind::Upstream { body, .. } => body.is_end_stream(),
+            Kind::Local(data) => data.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            ProxyBody::Upstream(body) => body.size_hint(),
-            ProxyBody::Local(data) => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
-            }
+        match &self.kind {
+            Kind::Upstream { body, .. } => body.size_hint(),
+            Kind::Local(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }
 }

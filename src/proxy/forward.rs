@@ -44,6 +44,8 @@ pub(crate) enum ForwardError {
         kind: UpstreamErrorKind,
         /// No connection or no response head in time: answered 504 rather than 502.
         timed_out: bool,
+        /// The error and its causes, for the log line (certificate errors name the reason here).
+        reason: String,
     },
 }
 
@@ -67,6 +69,7 @@ pub(crate) async fn forward(
         Err(_) => Err(ForwardError::Upstream {
             kind: UpstreamErrorKind::Timeout,
             timed_out: true,
+            reason: format!("no response head within {:?}", up.timeout),
         }),
     }
 }
@@ -114,21 +117,34 @@ fn upstream_request(
     Ok(req)
 }
 
+/// Whether `e` is, or wraps, a rustls error. `io::Error::source()` skips a custom error's own value,
+/// and hyper-rustls nests one `io::Error` in another, so each wrapper is opened with `get_ref`.
+fn is_tls_error(e: &(dyn StdError + 'static)) -> bool {
+    if e.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_tls_error(inner),
+        None => false,
+    }
+}
+
 /// Sort a client error into the metric kinds, and decide 502 or 504.
 fn classify(e: &hyper_util::client::legacy::Error) -> ForwardError {
     let mut timed_out = false;
     let mut tls = false;
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    let mut reason = e.to_string();
     while let Some(s) = source {
+        reason.push_str(": ");
+        reason.push_str(&s.to_string());
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
-            // io::Error::source() skips a custom error's own value, so look at it directly:
-            // tokio-rustls wraps a handshake failure as io::Error(InvalidData, rustls::Error).
-            tls |= io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
         }
-        tls |= s.downcast_ref::<rustls::Error>().is_some();
+        tls |= is_tls_error(s);
         source = s.source();
     }
     let kind = if tls {
@@ -141,5 +157,6 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ForwardError {
     ForwardError::Upstream {
         kind,
         timed_out: timed_out && e.is_connect(),
+        reason,
     }
 }

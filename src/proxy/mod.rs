@@ -26,9 +26,10 @@ use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use crate::live::Shared;
+use crate::live::{Live, Shared};
 use crate::observe::Observer;
 use crate::policy::{Decision, RequestView, Scheme};
+use crate::routes::Route;
 use enforce::{Cors, Plan};
 use forward::{ForwardError, Hop};
 use record::Record;
@@ -89,11 +90,13 @@ impl Proxy {
         let live = self.conn.shared.load_full();
         let (mut parts, body) = req.into_parts();
         let on_upgrade = parts.extensions.remove::<OnUpgrade>();
+        let observer = &self.conn.observer;
         let host = match check_request(&parts) {
             Ok(host) => host,
-            Err(res) => {
+            Err(reject) => {
                 let rec = Record::new(&parts, None, start);
-                return rec.finish(&self.conn.observer, &live, &Decision::NoRoute, None, res);
+                let res = reject.response();
+                return rec.finish(observer, &live, &Decision::NoRoute, None, res);
             }
         };
         let view = RequestView {
@@ -104,37 +107,60 @@ impl Proxy {
             headers: &parts.headers,
         };
         let eval = live.snapshot.evaluate(&view);
-        let route = eval.route;
-        let route_index = route.and_then(|r| record::route_index(&live.snapshot, r));
         let mut rec = Record::new(&parts, host, start);
-        rec.route = route_index;
+        rec.route = eval.route.map(|r| r.index);
         let mode = eval.policy.map(|p| p.enforcement());
         let decision = &eval.decision;
-        let observer = &self.conn.observer;
         let plan = enforce::plan(decision, eval.policy);
-        if record::header_bytes(&parts.headers) > MAX_REQUEST_HEADER_BYTES {
-            let mut res = respond::headers_too_large();
-            if let Plan::Forward(cors) = plan {
-                cors.finish(decision, res.headers_mut());
+        let res = match (plan, eval.route) {
+            _ if record::header_bytes(&parts.headers) > MAX_REQUEST_HEADER_BYTES => {
+                let mut res = respond::headers_too_large();
+                if let Plan::Forward(cors) = plan {
+                    cors.finish(decision, res.headers_mut());
+                }
+                res
             }
-            return rec.finish(observer, &live, decision, mode, res);
-        }
-        let (cors, route) = match (plan, route) {
-            (Plan::Forward(cors), Some(route)) => (cors, route),
-            (Plan::Preflight(status), _) => {
-                let mut res = respond::preflight(status);
-                decision.apply(res.headers_mut());
-                return rec.finish(observer, &live, decision, mode, res);
+            (Plan::Forward(cors), Some(route)) => {
+                let fwd = Forwarding {
+                    live: &live,
+                    parts: &parts,
+                    route,
+                    decision,
+                    cors,
+                    host,
+                };
+                self.forward(fwd, body, on_upgrade, &mut rec).await
             }
-            (Plan::Deny(reason), _) => {
-                let mut res = respond::denied(reason);
-                enforce::deny_headers(res.headers_mut());
-                return rec.finish(observer, &live, decision, mode, res);
-            }
-            (Plan::NoRoute | Plan::Forward(_), _) => {
-                let res = respond::no_route();
-                return rec.finish(observer, &live, decision, mode, res);
-            }
+            (plan, _) => answer_locally(plan, decision),
+        };
+        rec.finish(observer, &live, decision, mode, res)
+    }
+
+    /// Forward to the route's upstream and fix up its response; upstream faults become 502/504.
+    async fn forward(
+        &self,
+        fwd: Forwarding<'_>,
+        body: Incoming,
+        on_upgrade: Option<OnUpgrade>,
+        rec: &mut Record<'_>,
+    ) -> Response<ProxyBody> {
+        let Forwarding {
+            live,
+            parts,
+            route,
+            decision,
+            cors,
+            host,
+        } = fwd;
+        let local_error = |mut res: Response<ProxyBody>| {
+            cors.finish(decision, res.headers_mut());
+            res
+        };
+        let (Some(up), Some(live_up)) = (
+            live.snapshot.upstreams.get(route.upstream),
+            live.upstream(route.upstream),
+        ) else {
+            return local_error(respond::bad_gateway());
         };
         let upgrade = on_upgrade.is_some()
             && parts.version == Version::HTTP_11
@@ -145,57 +171,103 @@ impl Proxy {
             host,
             upgrade,
         };
-        let (Some(up), Some(live_up)) = (
-            live.snapshot.upstreams.get(route.upstream),
-            live.upstream(route.upstream),
-        ) else {
-            let mut res = respond::bad_gateway();
-            cors.finish(decision, res.headers_mut());
-            return rec.finish(observer, &live, decision, mode, res);
-        };
-        let result = forward::forward(live_up, up, route, &parts, body, hop).await;
-        let (mut res, latency) = match result {
+        let (mut res, latency) = match forward::forward(live_up, up, route, parts, body, hop).await
+        {
             Ok(ok) => ok,
             Err(e) => {
-                let mut res = match e {
+                if let ForwardError::Upstream { kind, reason, .. } = &e {
+                    let why = std::io::Error::other(reason.as_str());
+                    self.conn.observer.upstream_failure(
+                        &live.handles,
+                        route.upstream,
+                        *kind,
+                        Some(&why),
+                    );
+                }
+                return local_error(match e {
                     ForwardError::Upstream {
                         timed_out: true, ..
                     } => respond::gateway_timeout(),
                     _ => respond::bad_gateway(),
-                };
-                if let ForwardError::Upstream { kind, .. } = e {
-                    observer.upstream_error(&live.handles, route.upstream, kind);
-                }
-                cors.finish(decision, res.headers_mut());
-                return rec.finish(observer, &live, decision, mode, res);
+                });
             }
         };
         rec.upstream_latency = Some(latency);
         let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
-        let on_upgrade = match (switching, on_upgrade) {
-            (true, Some(client)) if upgrade => Some(client),
-            (false, _) => None,
+        let tunnel = match on_upgrade {
+            Some(client) if switching && upgrade => Some(client),
             // A 101 the client did not ask for cannot be relayed.
-            (true, _) => {
-                let mut res = respond::bad_gateway();
-                cors.finish(decision, res.headers_mut());
-                return rec.finish(observer, &live, decision, mode, res);
-            }
+            _ if switching => return local_error(respond::bad_gateway()),
+            _ => None,
         };
         if cors == Cors::Report {
-            if let (Some(m), Some(i)) = (enforce::mismatch(decision, res.headers()), route_index) {
-                observer.mismatch(&live.handles, i, &m);
+            if let (Some(m), Some(i)) = (enforce::mismatch(decision, res.headers()), rec.route) {
+                self.conn.observer.mismatch(&live.handles, i, &m);
             }
         }
         headers::strip_response_hop_by_hop(res.headers_mut(), switching);
         cors.finish(decision, res.headers_mut());
-        if let Some(client) = on_upgrade {
+        if let Some(client) = tunnel {
             let upstream = hyper::upgrade::on(&mut res);
             upgrade::spawn_tunnel(client, upstream, Arc::clone(&self.conn));
         }
         let (head, body) = res.into_parts();
-        let res = Response::from_parts(head, ProxyBody::Upstream(body));
-        rec.finish(observer, &live, decision, mode, res)
+        let fault = body::Fault {
+            observer: Arc::clone(&self.conn.observer),
+            live: Arc::clone(live),
+            upstream: route.upstream,
+        };
+        Response::from_parts(head, ProxyBody::upstream(body, fault))
+    }
+}
+
+/// What a forwarded request needs from the evaluation.
+struct Forwarding<'a> {
+    live: &'a Arc<Live>,
+    parts: &'a Parts,
+    route: &'a Route,
+    decision: &'a Decision<'a>,
+    cors: Cors,
+    host: Option<&'a str>,
+}
+
+/// The answers that never reach the upstream: preflights, denials, no route.
+fn answer_locally(plan: Plan, decision: &Decision<'_>) -> Response<ProxyBody> {
+    match plan {
+        Plan::Preflight(status) => {
+            let mut res = respond::preflight(status);
+            decision.apply(res.headers_mut());
+            res
+        }
+        Plan::Deny(reason) => {
+            let mut res = respond::denied(reason);
+            enforce::deny_headers(res.headers_mut());
+            res
+        }
+        // `Forward` reaches here only without a route, which `plan` never produces.
+        Plan::NoRoute | Plan::Forward(_) => respond::no_route(),
+    }
+}
+
+/// Why a request is answered before it is evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reject {
+    Connect,
+    Target,
+    MissingHost,
+    InvalidHost,
+    SeveralHosts,
+}
+
+impl Reject {
+    fn response(self) -> Response<ProxyBody> {
+        match self {
+            Reject::Connect => respond::connect_not_supported(),
+            Reject::Target => respond::bad_request("unsupported request target\n"),
+            Reject::MissingHost => respond::bad_request("missing Host header\n"),
+            Reject::InvalidHost => respond::bad_request("invalid Host header\n"),
+            Reject::SeveralHosts => respond::bad_request("several Host headers\n"),
+        }
     }
 }
 
@@ -203,12 +275,12 @@ impl Proxy {
 /// headers on HTTP/1.1, a `Host` that is not an authority. Returns the request's authority: the URI's
 /// (HTTP/2 `:authority`, or an absolute-form target, which RFC 9112 §3.2.2 says wins over `Host`),
 /// else the `Host` header.
-fn check_request(parts: &Parts) -> Result<Option<&str>, Response<ProxyBody>> {
+fn check_request(parts: &Parts) -> Result<Option<&str>, Reject> {
     if parts.method == Method::CONNECT {
-        return Err(respond::connect_not_supported());
+        return Err(Reject::Connect);
     }
     if !parts.uri.path().starts_with('/') {
-        return Err(respond::bad_request("unsupported request target\n"));
+        return Err(Reject::Target);
     }
     if let Some(a) = parts.uri.authority() {
         return Ok(Some(a.as_str()));
@@ -219,15 +291,13 @@ fn check_request(parts: &Parts) -> Result<Option<&str>, Response<ProxyBody>> {
         // HTTP/1.1 request message that lacks a Host header field and to any request message that
         // contains more than one Host header field line or a Host header field with an invalid
         // field value."
-        (None, _) if parts.version == Version::HTTP_11 => {
-            Err(respond::bad_request("missing Host header\n"))
-        }
+        (None, _) if parts.version == Version::HTTP_11 => Err(Reject::MissingHost),
         (None, _) => Ok(None),
         (Some(h), None) => match h.to_str() {
             Ok(h) if record::is_authority(h) => Ok(Some(h)),
-            _ => Err(respond::bad_request("invalid Host header\n")),
+            _ => Err(Reject::InvalidHost),
         },
-        (Some(_), Some(_)) => Err(respond::bad_request("several Host headers\n")),
+        (Some(_), Some(_)) => Err(Reject::SeveralHosts),
     }
 }
 

@@ -12,8 +12,6 @@ use super::body::ProxyBody;
 use crate::live::Live;
 use crate::observe::{AccessRecord, Observer};
 use crate::policy::{Decision, Enforcement};
-use crate::routes::Route;
-use crate::snapshot::Snapshot;
 
 /// What is known about a request before its response: borrowed from the request head.
 pub(crate) struct Record<'a> {
@@ -82,19 +80,6 @@ pub(crate) fn header_bytes(headers: &HeaderMap) -> usize {
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum()
-}
-
-/// The index of `route` in `snapshot.routes` (config order, as the observer's handles are built).
-///
-/// `Route` does not carry its index, so it is recovered from the route's address inside the
-/// table's contiguous storage (O(1), no scan), and checked against the table before it is trusted.
-pub(crate) fn route_index(snapshot: &Snapshot, route: &Route) -> Option<usize> {
-    let first = snapshot.routes.iter().next()? as *const Route as usize;
-    let size = std::mem::size_of::<Route>().max(1);
-    let offset = (route as *const Route as usize).checked_sub(first)?;
-    let i = offset / size;
-    let found = snapshot.routes.iter().nth(i)?;
-    std::ptr::eq(found, route).then_some(i)
 }
 
 /// Whether `s` is a syntactically valid `Host` value: `uri-host [ ":" port ]` (RFC 9110 §7.2), a

@@ -19,353 +19,32 @@
 //!   a Content-Length);
 //! - `Upgrade: websocket` is accepted and echoed;
 //! - anything else: 200 `hello from upstream`.
-#![allow(dead_code)]
+// Each test crate uses a different part of the harness.
+#![allow(dead_code, unused_imports)]
 
-use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
+mod binary;
+mod bodies;
+mod logged;
+mod upstream;
+
+pub use binary::Binary;
+pub use bodies::{drain, generated_upload, pattern_byte, pattern_sum, Generated};
+pub use logged::Logged;
+pub use upstream::{Seen, Upstream};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use corsgate::live::{Live, Shared};
 use corsgate::observe::Observer;
-use futures_util::{SinkExt, StreamExt};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 
 /// How long any single harness wait may take before the test fails instead of hanging.
 pub const PATIENCE: Duration = Duration::from_secs(20);
-
-// === impl Upstream ===
-
-/// One request as the upstream received it.
-#[derive(Clone, Debug)]
-pub struct Seen {
-    /// Method.
-    pub method: String,
-    /// Path and query, exactly as received.
-    pub target: String,
-    /// Headers as received.
-    pub headers: HeaderMap,
-    /// Body bytes read (0 for streamed endpoints).
-    pub body_len: u64,
-}
-
-/// The upstream's log of requests, with a counter tests can wait on.
-#[derive(Default)]
-struct Recorder {
-    seen: Mutex<Vec<Seen>>,
-    count: tokio::sync::watch::Sender<usize>,
-}
-
-impl Recorder {
-    fn push(&self, s: Seen) {
-        let mut seen = self.seen.lock().unwrap();
-        seen.push(s);
-        self.count.send_replace(seen.len());
-    }
-}
-
-/// A recording upstream on 127.0.0.1:0.
-pub struct Upstream {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    rec: Arc<Recorder>,
-    _stop: oneshot::Sender<()>,
-}
-
-impl Upstream {
-    /// Start an upstream; it stops when dropped.
-    pub async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let rec = Arc::new(Recorder::default());
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let recorder = Arc::clone(&rec);
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = tokio::select! {
-                    _ = &mut stopped => return,
-                    a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
-                };
-                let rec = Arc::clone(&recorder);
-                tokio::spawn(async move {
-                    let svc =
-                        hyper::service::service_fn(move |req| upstream(Arc::clone(&rec), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .with_upgrades()
-                        .await;
-                });
-            }
-        });
-        Upstream {
-            addr,
-            rec,
-            _stop: stop,
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// How many requests arrived (counted when their head arrived, or their body for `/upload`).
-    pub fn hits(&self) -> usize {
-        self.rec.seen.lock().unwrap().len()
-    }
-
-    /// The last request that arrived (panics if none did).
-    pub fn last(&self) -> Seen {
-        let seen = self.rec.seen.lock().unwrap();
-        seen.last().cloned().expect("the upstream saw no request")
-    }
-
-    /// Wait until at least `n` requests have arrived.
-    pub async fn wait_for_hits(&self, n: usize) {
-        let mut rx = self.rec.count.subscribe();
-        let wait = rx.wait_for(|c| *c >= n);
-        tokio::time::timeout(PATIENCE, wait)
-            .await
-            .expect("the upstream never saw the request")
-            .unwrap();
-    }
-}
-
-type UpBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
-
-fn full(text: impl Into<Bytes>) -> UpBody {
-    Full::new(text.into())
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-fn query_u64(req: &Request<Incoming>, key: &str) -> Option<u64> {
-    req.uri().query()?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == key).then(|| v.parse().ok())?
-    })
-}
-
-async fn upstream(
-    seen: Arc<Recorder>,
-    mut req: Request<Incoming>,
-) -> Result<Response<UpBody>, Infallible> {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or("/".into(), |p| p.to_string());
-    let mut record = Seen {
-        method: req.method().to_string(),
-        target,
-        headers: req.headers().clone(),
-        body_len: 0,
-    };
-    let path = req.uri().path().to_owned();
-    if req.headers().contains_key("upgrade") {
-        seen.push(record);
-        return Ok(websocket_echo(&mut req));
-    }
-    let mut res = if path.ends_with("/upload") {
-        let (mut len, mut sum) = (0u64, 0u64);
-        let mut body = req.into_body();
-        while let Some(frame) = body.frame().await {
-            if let Some(d) = frame.ok().and_then(|f| f.into_data().ok()) {
-                len += d.len() as u64;
-                sum = d.iter().fold(sum, |s, b| s.wrapping_add(u64::from(*b)));
-            }
-        }
-        record.body_len = len;
-        seen.push(record.clone());
-        Response::new(full(format!("{len} {sum}")))
-    } else if path.ends_with("/download") {
-        let n = query_u64(&req, "bytes").unwrap_or(0);
-        seen.push(record.clone());
-        Response::new(Generated::new(n).boxed())
-    } else if path.ends_with("/reset") {
-        let chunked = req.uri().query() == Some("chunked");
-        seen.push(record.clone());
-        let mut res = Response::new(Breaking::new().boxed());
-        if !chunked {
-            res.headers_mut()
-                .insert("content-length", HeaderValue::from_static("100000"));
-        }
-        res
-    } else if path.ends_with("/slow") {
-        // Recorded on arrival, so a test can wait for the request to be in flight.
-        seen.push(record.clone());
-        let ms = query_u64(&req, "ms").unwrap_or(1000);
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        Response::new(full("slow done\n"))
-    } else {
-        let body = req.into_body().collect().await.map(|b| b.to_bytes());
-        record.body_len = body.map_or(0, |b| b.len() as u64);
-        seen.push(record.clone());
-        let mut res = Response::new(full("hello from upstream\n"));
-        res.headers_mut()
-            .insert("content-type", HeaderValue::from_static("text/plain"));
-        res
-    };
-    apply_reply_headers(&record.headers, &mut res);
-    Ok(res)
-}
-
-fn apply_reply_headers(req: &HeaderMap, res: &mut Response<UpBody>) {
-    if let Some(s) = req.get("x-reply-status").and_then(|v| v.to_str().ok()) {
-        *res.status_mut() = s.parse().unwrap();
-    }
-    for v in req.get_all("x-reply-header") {
-        let (n, v) = v.to_str().unwrap().split_once(':').unwrap();
-        let name = HeaderName::from_bytes(n.trim().as_bytes()).unwrap();
-        res.headers_mut()
-            .append(name, HeaderValue::from_str(v.trim()).unwrap());
-    }
-}
-
-fn websocket_echo(req: &mut Request<Incoming>) -> Response<UpBody> {
-    let key = req.headers()["sec-websocket-key"].as_bytes().to_vec();
-    let on_upgrade = hyper::upgrade::on(req);
-    tokio::spawn(async move {
-        let io = TokioIo::new(on_upgrade.await.unwrap());
-        let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        while let Some(Ok(msg)) = ws.next().await {
-            if msg.is_text() || msg.is_binary() {
-                if ws.send(msg).await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header("connection", "upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-accept", accept)
-        .body(full(""))
-        .unwrap()
-}
-
-/// The byte at offset `i` of a generated body.
-pub fn pattern_byte(i: u64) -> u8 {
-    (i % 251) as u8
-}
-
-/// The byte sum of a generated body of `n` bytes (what `/upload` answers for it).
-pub fn pattern_sum(n: u64) -> u64 {
-    let (cycles, rest) = (n / 251, n % 251);
-    cycles * (250 * 251 / 2) + rest * rest.saturating_sub(1) / 2
-}
-
-/// A request body of `n` generated bytes for reqwest, produced lazily chunk by chunk.
-pub fn generated_upload(n: u64) -> reqwest::Body {
-    let chunks = n.div_ceil(CHUNK);
-    let stream = futures_util::stream::iter((0..chunks).map(move |c| {
-        let start = c * CHUNK;
-        let end = (start + CHUNK).min(n);
-        Ok::<_, std::io::Error>(Bytes::from(
-            (start..end).map(pattern_byte).collect::<Vec<u8>>(),
-        ))
-    }));
-    reqwest::Body::wrap_stream(stream)
-}
-
-/// Read a response body to the end without keeping it: (length, byte sum).
-pub async fn drain(mut res: reqwest::Response) -> Result<(u64, u64), reqwest::Error> {
-    let (mut len, mut sum) = (0u64, 0u64);
-    while let Some(chunk) = res.chunk().await? {
-        len += chunk.len() as u64;
-        sum = chunk.iter().fold(sum, |s, b| s.wrapping_add(u64::from(*b)));
-    }
-    Ok((len, sum))
-}
-
-/// A body of `n` generated bytes, produced chunk by chunk: never held in memory.
-pub struct Generated {
-    sent: u64,
-    total: u64,
-}
-
-impl Generated {
-    /// `total` bytes of [`pattern_byte`].
-    pub fn new(total: u64) -> Generated {
-        Generated { sent: 0, total }
-    }
-}
-
-const CHUNK: u64 = 64 * 1024;
-
-impl Body for Generated {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if self.sent >= self.total {
-            return Poll::Ready(None);
-        }
-        let n = CHUNK.min(self.total - self.sent);
-        let start = self.sent;
-        let chunk: Vec<u8> = (start..start + n).map(pattern_byte).collect();
-        self.sent += n;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.total - self.sent)
-    }
-}
-
-/// Sends 1000 bytes, then (100 ms later, so the head and those bytes are surely on the wire) fails:
-/// the upstream connection breaks mid-body.
-struct Breaking {
-    sent: bool,
-    pause: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Breaking {
-    fn new() -> Breaking {
-        Breaking {
-            sent: false,
-            pause: Box::pin(tokio::time::sleep(Duration::from_millis(100))),
-        }
-    }
-}
-
-impl Body for Breaking {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if !self.sent {
-            self.sent = true;
-            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'x'; 1000])))));
-        }
-        std::task::ready!(std::future::Future::poll(self.pause.as_mut(), cx));
-        Poll::Ready(Some(Err(std::io::Error::other("upstream broke"))))
-    }
-}
-
-// === impl Gate ===
 
 /// A config with one catch-all route to `up` under a policy whose body is `policy` (TOML lines).
 pub fn one_route(up: &Upstream, policy: &str) -> String {
@@ -398,6 +77,8 @@ pub struct Gate {
     pub addr: SocketAddr,
     /// The live state, to inspect or swap.
     pub shared: Arc<Shared>,
+    /// Its observer, to read metrics.
+    pub observer: Arc<Observer>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -416,7 +97,7 @@ impl Gate {
         let task = tokio::spawn(corsgate::server::serve(
             vec![listener],
             Arc::clone(&shared),
-            observer,
+            Arc::clone(&observer),
             async move {
                 let _ = stopped.await;
             },
@@ -424,6 +105,7 @@ impl Gate {
         Gate {
             addr,
             shared,
+            observer,
             stop: Some(stop),
             task: Some(task),
         }
@@ -432,6 +114,20 @@ impl Gate {
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The value of one metric sample, e.g. `metric("corsgate_upstream_errors_total",
+    /// &[("kind", "reset")])`: the first series of that name carrying every given label.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let text = self.observer.encode_metrics().unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .find(|l| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
     /// Begin a graceful shutdown; returns when the server has drained.
@@ -481,115 +177,4 @@ pub fn raw_status(response: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
-}
-
-// === impl Binary ===
-
-/// The real `corsgate` binary as a child process, on the addresses it prints.
-pub struct Binary {
-    child: Child,
-    /// Its first listener.
-    pub addr: SocketAddr,
-    _config: tempfile::NamedTempFile,
-}
-
-impl Binary {
-    /// Write `toml` to a temp file, run `corsgate run -c FILE`, and wait for its listening line.
-    pub fn start(toml: &str) -> Binary {
-        let mut config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        std::io::Write::write_all(&mut config, toml.as_bytes()).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corsgate"))
-            .arg("run")
-            .arg("-c")
-            .arg(config.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("corsgate: listening on http://") {
-                    let _ = tx.send(a.parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(PATIENCE) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("corsgate did not print its listening line");
-            }
-        };
-        Binary {
-            child,
-            addr,
-            _config: config,
-        }
-    }
-
-    /// `http://ADDR{path}`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// The child's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Send a signal by name (`TERM`, `INT`, `HUP`).
-    pub fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{name} failed");
-    }
-
-    /// Resident memory in KiB (`VmRSS` from /proc/PID/status).
-    pub fn rss_kib(&self) -> u64 {
-        self.proc_status_kib("VmRSS:")
-    }
-
-    /// The peak resident memory so far in KiB (`VmHWM`).
-    pub fn peak_rss_kib(&self) -> u64 {
-        self.proc_status_kib("VmHWM:")
-    }
-
-    fn proc_status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {field} line in /proc/PID/status"))
-    }
-
-    /// Wait for the process to exit (at most `limit`); returns its exit code.
-    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "corsgate did not exit in {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }

@@ -447,6 +447,12 @@ fn compile_routes(
                 prefix
             ),
         };
+        if name == "unmatched" {
+            d.error(
+                r.name.as_ref().map_or(span.clone(), Spanned::span),
+                "the route name \"unmatched\" is reserved: metrics label requests that match no route with it",
+            );
+        }
         if names.insert(name.clone(), ()).is_some() {
             d.error(r.name.as_ref().map_or(span.clone(), Spanned::span), format!("duplicate route name {name:?}: names label logs and metrics and must be unique"));
         }
@@ -459,6 +465,7 @@ fn compile_routes(
             continue;
         };
         let route = Route {
+            index: 0,
             name,
             host,
             path_prefix: prefix,
