@@ -17,7 +17,7 @@
 # Static linking: `-C target-feature=+crt-static` on the gnu target links glibc (libc.a from
 # libc6-dev) into the binary, which then needs no loader or shared library in `scratch`. Passing
 # `--target` keeps build scripts and proc macros dynamically linked, as they run on the build host.
-# Debug info is neither generated nor kept (strip): the binary is ~13 MB, its symbols intact.
+# Debug info is neither generated nor kept (strip): the binary is about 15 MB, its symbols intact.
 
 ARG RUST_VERSION=1.95
 
