@@ -4,7 +4,9 @@
 //! wildcard host, a longer wildcard suffix beats a shorter one; then the longest `path_prefix` wins.
 //! Prefixes match on segment boundaries: `/v1` matches `/v1` and `/v1/x`, never `/v10`.
 
-use std::collections::HashMap;
+// Lookups use FxHash: the tables are built from the config, so request-chosen keys can only probe,
+// never grow or skew them, and SipHash would cost more than the rest of the lookup.
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::policy::Origin;
 
@@ -79,7 +81,7 @@ impl Prefixes {
             if let Some(&i) = self.0.get(candidate) {
                 return Some(i);
             }
-            match candidate.rfind('/') {
+            match rposition(candidate, b'/') {
                 Some(i) => candidate = &candidate[..i],
                 None => return self.0.get("/").copied(),
             }
@@ -160,7 +162,7 @@ impl RouteTable {
             if !self.wildcard.is_empty() {
                 // Longest suffix first: `a.b.example.com` tries `b.example.com`, then `example.com`, ...
                 let mut rest = host;
-                while let Some(dot) = rest.find('.') {
+                while let Some(dot) = position(rest, b'.') {
                     rest = &rest[dot + 1..];
                     if let Some(i) = self.wildcard.get(rest).and_then(|p| p.longest(path)) {
                         return Some(&self.routes[i]);
@@ -180,10 +182,23 @@ pub(crate) fn host_of(authority: &str) -> &str {
             None => authority,
         };
     }
-    match authority.rfind(':') {
+    match rposition(authority, b':') {
         Some(i) => &authority[..i],
         None => authority,
     }
+}
+
+/// `str::rfind` for one ASCII byte. A plain loop: the strings here are a few dozen bytes, where
+/// the generic searcher's setup costs more than the scan.
+#[inline]
+pub(crate) fn rposition(s: &str, b: u8) -> Option<usize> {
+    s.as_bytes().iter().rposition(|x| *x == b)
+}
+
+/// `str::find` for one ASCII byte; see [`rposition`].
+#[inline]
+pub(crate) fn position(s: &str, b: u8) -> Option<usize> {
+    s.as_bytes().iter().position(|x| *x == b)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub use request::{
     MAX_ACRH_BYTES, MAX_ACRH_NAMES,
 };
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
@@ -69,7 +69,7 @@ pub struct AllowedHeaders {
     /// `"*"` was listed (only without credentials); it never covers `authorization`.
     pub any: bool,
     /// The names listed, lowercase.
-    pub names: HashSet<Box<str>>,
+    pub names: FxHashSet<Box<str>>,
 }
 
 impl AllowedHeaders {

@@ -8,9 +8,12 @@
 //! unless the input needs lowercasing.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+// FxHash for the allow-list tables: built from the config, so an attacker's origins only probe
+// them; SipHash was the largest single cost of a decision.
+use rustc_hash::FxHashMap as HashMap;
 
 use super::decision::OriginRule;
+use crate::routes::position;
 
 /// A normalised origin: lowercase scheme and host, default port dropped.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -227,26 +230,41 @@ fn default_port(scheme: &str) -> Option<u16> {
 }
 
 fn parse_parts(s: &str, pattern: bool) -> Result<Parts<'_>, OriginError> {
-    let (scheme, rest) = s.split_once("://").ok_or(OriginError::BadScheme)?;
+    // Byte loops rather than `split_once("://")` and char-set `find`: this runs on every CORS
+    // request, and the generic searchers cost more than the whole origin is long.
+    let bytes = s.as_bytes();
+    let colon = bytes
+        .iter()
+        .position(|b| *b == b':')
+        .ok_or(OriginError::BadScheme)?;
+    if bytes.get(colon + 1..colon + 3) != Some(b"//") {
+        return Err(OriginError::BadScheme);
+    }
+    let (scheme, rest) = (&s[..colon], &s[colon + 3..]);
     let scheme_ok = scheme
         .as_bytes()
         .first()
         .is_some_and(u8::is_ascii_alphabetic)
         && scheme
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
     if !scheme_ok {
         return Err(OriginError::BadScheme);
     }
-    if rest.contains('@') {
-        return Err(OriginError::Userinfo);
-    }
-    if let Some(i) = rest.find(['/', '?', '#', '\\']) {
-        return Err(if &rest[i..] == "/" {
-            OriginError::TrailingSlash
-        } else {
-            OriginError::HasPath
-        });
+    for (i, b) in rest.bytes().enumerate() {
+        match b {
+            b'@' => return Err(OriginError::Userinfo),
+            b'/' | b'?' | b'#' | b'\\' => {
+                return Err(if &rest[i..] == "/" && !rest.contains('@') {
+                    OriginError::TrailingSlash
+                } else if rest.contains('@') {
+                    OriginError::Userinfo
+                } else {
+                    OriginError::HasPath
+                });
+            }
+            _ => {}
+        }
     }
     let (host, port_str) = split_host_port(rest)?;
     if host.is_empty() {
@@ -291,11 +309,23 @@ fn split_host_port(rest: &str) -> Result<(&str, Option<&str>), OriginError> {
             },
         };
     }
-    Ok(match rest.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
+    Ok(match position(rest, b':') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
         None => (rest, None),
     })
 }
+
+/// Bytes allowed in a host label: letters, digits, `-` and `_`.
+static LABEL_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        i += 1;
+    }
+    t
+};
 
 fn check_host(host: &str, pattern: bool) -> Result<(), OriginError> {
     if let Some(inner) = host.strip_prefix('[') {
@@ -309,25 +339,34 @@ fn check_host(host: &str, pattern: bool) -> Result<(), OriginError> {
         Some(b) if pattern => b,
         _ => host,
     };
-    if body.contains('*') {
-        return Err(OriginError::WildcardPlacement);
-    }
-    if !body.is_ascii() {
-        return Err(OriginError::BadHost);
-    }
     if body.is_empty() {
         return Err(OriginError::EmptyHost);
     }
-    let labels_ok = body.split('.').all(|l| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    if !labels_ok || body.len() > 253 {
+    if body.len() > 253 {
         return Err(OriginError::BadHost);
     }
-    Ok(())
+    // One pass: label characters, no empty label, labels of at most 63 bytes.
+    let mut label = 0usize;
+    let mut bad = None;
+    for b in body.bytes() {
+        match b {
+            b'.' if label == 0 => bad = bad.or(Some(OriginError::BadHost)),
+            b'.' => label = 0,
+            b'*' => return Err(OriginError::WildcardPlacement),
+            b if LABEL_BYTE[usize::from(b)] => {
+                label += 1;
+                if label > 63 {
+                    bad = bad.or(Some(OriginError::BadHost));
+                }
+            }
+            _ => bad = bad.or(Some(OriginError::BadHost)),
+        }
+    }
+    match bad {
+        Some(e) => Err(e),
+        None if label == 0 => Err(OriginError::BadHost),
+        None => Ok(()),
+    }
 }
 
 // === impl AllowedOrigins ===
@@ -444,7 +483,7 @@ impl AllowedOrigins {
             }
             if !index.wildcards.is_empty() && !host.starts_with('[') {
                 let mut rest = host;
-                while let Some(dot) = rest.find('.') {
+                while let Some(dot) = position(rest, b'.') {
                     rest = &rest[dot + 1..];
                     if let Some(rule) = index.wildcards.get(rest).and_then(|p| p.find(origin.port))
                     {

@@ -1,7 +1,7 @@
 //! `[policies.NAME]` → `Policy`: every security rule of the product is enforced here, as an error with
 //! its position, never merely documented.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use http::header::HeaderName;
 use http::{Method, StatusCode};
@@ -274,7 +274,7 @@ fn compile_methods(
 }
 
 /// (had `*`, lowercase names, names as written) or `None` on error.
-type HeaderList = (bool, HashSet<Box<str>>, Vec<String>);
+type HeaderList = (bool, FxHashSet<Box<str>>, Vec<String>);
 
 fn compile_headers(
     entries: &[Spanned<String>],
@@ -288,7 +288,7 @@ fn compile_headers(
         "expose_headers"
     };
     let mut ok = true;
-    let mut out: HeaderList = (false, HashSet::new(), Vec::new());
+    let mut out: HeaderList = (false, FxHashSet::default(), Vec::new());
     for e in entries {
         let h = e.get_ref().as_str();
         if h == "*" {
