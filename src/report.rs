@@ -200,20 +200,15 @@ impl ExplainRequest {
     }
 }
 
-/// The status the proxy itself answers with (`None` = forwarded to the upstream).
+/// The status the proxy itself answers with (`None` = forwarded to the upstream). The proxy's own
+/// plan decides it, so `explain` cannot drift from what `run` does.
 pub fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
-    let enforcement = eval.policy.map(|p| p.enforcement());
-    if enforcement == Some(Enforcement::ReportOnly) {
-        return None;
-    }
-    match eval.decision {
-        Decision::NoRoute => Some(StatusCode::NOT_FOUND),
-        Decision::PreflightAllowed { .. } => eval.policy.map(|p| p.preflight_status()),
-        Decision::PreflightDenied(_) => Some(StatusCode::FORBIDDEN),
-        Decision::Denied(_) if enforcement == Some(Enforcement::Block) => {
-            Some(StatusCode::FORBIDDEN)
-        }
-        _ => None,
+    use crate::proxy::enforce::{plan, Plan};
+    match plan(&eval.decision, eval.policy) {
+        Plan::NoRoute => Some(StatusCode::NOT_FOUND),
+        Plan::Preflight(status) => Some(status),
+        Plan::Deny(_) => Some(StatusCode::FORBIDDEN),
+        Plan::Forward(_) => None,
     }
 }
 

@@ -215,3 +215,26 @@ async fn a_websocket_is_tunnelled_end_to_end_and_a_denied_origin_gets_403() {
         "the denied handshake never reached the upstream"
     );
 }
+
+#[tokio::test]
+async fn headers_only_mode_still_blocks_a_cross_site_websocket_handshake() {
+    // Stripping headers cannot protect a WebSocket: the browser reads nothing from the 101, it
+    // just starts talking. So headers-only blocks denied handshakes like block does.
+    let up = Upstream::start().await;
+    let policy = format!("{POLICY}\nenforcement = \"headers-only\"");
+    let gate = Gate::start(&one_route(&up, &policy)).await;
+    let mut req = format!("ws://{}/ws", gate.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(WsError::Http(res)) => assert_eq!(res.status(), StatusCode::FORBIDDEN),
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    assert_eq!(
+        up.hits(),
+        0,
+        "the denied handshake never reached the upstream"
+    );
+}

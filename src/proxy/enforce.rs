@@ -38,7 +38,8 @@ pub(crate) enum Cors {
 
 /// Map a decision and its route's policy (`None` when no route matched) to a plan.
 ///
-/// A denied preflight is answered 403 in headers-only mode too: forwarding it would let the
+/// A denied WebSocket handshake is answered 403 in headers-only mode too (see below), and so is a
+/// denied preflight: forwarding it would let the
 /// upstream's own CORS answer through, and a preflight answer without `Access-Control-*` headers is
 /// exactly what "headers only" means for a preflight.
 pub(crate) fn plan(decision: &Decision<'_>, policy: Option<&Policy>) -> Plan {
@@ -59,6 +60,10 @@ pub(crate) fn plan(decision: &Decision<'_>, policy: Option<&Policy>) -> Plan {
         Decision::PreflightDenied(d) => Plan::Deny(d.reason),
         Decision::Allowed { .. } => Plan::Forward(Cors::Replace),
         Decision::Denied(d) if mode == Enforcement::Block => Plan::Deny(d.reason),
+        // A WebSocket has no response for the browser to withhold: once the upgrade goes through,
+        // the page talks to the upstream. Stripping headers protects nothing here, so headers-only
+        // blocks cross-site WebSocket handshakes like block does.
+        Decision::Denied(d) if d.reason == DenialReason::WebsocketOrigin => Plan::Deny(d.reason),
         Decision::Denied(_) => Plan::Forward(Cors::Strip),
     }
 }

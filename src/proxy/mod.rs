@@ -4,7 +4,7 @@
 //! the request with the observer when the response head is ready.
 
 mod body;
-mod enforce;
+pub(crate) mod enforce;
 mod forward;
 mod headers;
 mod record;
