@@ -138,7 +138,7 @@ pub enum AcrhError {
 /// length or the element count passes the limits, and stops.
 pub struct RequestHeaderNames<'a> {
     lines: http::header::ValueIter<'a, HeaderValue>,
-    current: &'a [u8],
+    current: &'a str,
     bytes: usize,
     names: usize,
     done: bool,
@@ -148,7 +148,7 @@ impl<'a> RequestHeaderNames<'a> {
     fn new(lines: http::header::ValueIter<'a, HeaderValue>) -> Self {
         Self {
             lines,
-            current: &[],
+            current: "",
             bytes: 0,
             names: 0,
             done: false,
@@ -170,20 +170,39 @@ impl<'a> Iterator for RequestHeaderNames<'a> {
                 return None;
             }
             if self.current.is_empty() {
-                let line = self.lines.next()?.as_bytes();
+                let line = self.lines.next()?;
                 self.bytes += line.len();
                 if self.bytes > MAX_ACRH_BYTES {
                     return self.fail(AcrhError::TooLong);
                 }
+                // One UTF-8/visible-ASCII check per line; elements are then sliced from it.
+                let Ok(line) = line.to_str() else {
+                    return self.fail(AcrhError::Invalid);
+                };
                 self.current = line;
                 continue;
             }
-            let (element, rest) = match self.current.iter().position(|b| *b == b',') {
-                Some(i) => (&self.current[..i], &self.current[i + 1..]),
-                None => (self.current, &[][..]),
-            };
-            self.current = rest;
-            let element = element.trim_ascii();
+            // One pass over the element: find the comma and check every byte is a tchar or OWS.
+            let bytes = self.current.as_bytes();
+            let mut end = bytes.len();
+            let mut valid = true;
+            let (mut started, mut gap) = (false, false);
+            for (i, b) in bytes.iter().enumerate() {
+                match *b {
+                    b',' => {
+                        end = i;
+                        break;
+                    }
+                    b' ' | b'\t' => gap |= started,
+                    b => {
+                        // Whitespace inside a name ("x b") is as invalid as any other non-tchar.
+                        valid &= TCHAR[usize::from(b)] && !gap;
+                        started = true;
+                    }
+                }
+            }
+            let element = self.current[..end].trim_matches([' ', '\t']);
+            self.current = self.current.get(end + 1..).unwrap_or("");
             if element.is_empty() {
                 continue;
             }
@@ -191,21 +210,45 @@ impl<'a> Iterator for RequestHeaderNames<'a> {
             if self.names > MAX_ACRH_NAMES {
                 return self.fail(AcrhError::TooMany);
             }
-            if !element.iter().all(|b| is_tchar(*b)) {
+            if !valid {
                 return self.fail(AcrhError::Invalid);
             }
-            // tchar is a subset of ASCII, so this cannot fail; no unwrap on input all the same.
-            return match std::str::from_utf8(element) {
-                Ok(name) => Some(Ok(name)),
-                Err(_) => self.fail(AcrhError::Invalid),
-            };
+            return Some(Ok(element));
         }
     }
 }
 
+/// `tchar` as a lookup table, for the per-byte check above.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = is_tchar(i as u8);
+        i += 1;
+    }
+    t
+};
+
 /// RFC 9110 §5.6.2 `tchar`.
-pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+pub(crate) const fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
 }
 
 #[cfg(test)]
