@@ -82,6 +82,10 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
         "http"
     };
     let shared = Arc::new(Shared::from_pointee(live));
+    // SIGHUP is hooked before the listening lines go out: a supervisor (or a test) that signals as
+    // soon as corsgate reports it is up must get a reload, not SIGHUP's default (terminate).
+    crate::reload::spawn(config_path, Arc::clone(&shared), Arc::clone(&observer))
+        .map_err(ServerError::Signal)?;
     let mut listeners = Vec::with_capacity(listen.len());
     for addr in listen {
         let listener = TcpListener::bind(addr)
@@ -112,8 +116,6 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
             },
         ));
     }
-    crate::reload::spawn(config_path, Arc::clone(&shared), Arc::clone(&observer))
-        .map_err(ServerError::Signal)?;
     serve(listeners, shared, observer, shutdown).await;
     let _ = admin_stop.send(());
     Ok(())
