@@ -214,9 +214,13 @@ pub fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
 
 /// The headers corsgate adds to the response (report-only adds none).
 pub fn response_headers(eval: &Evaluation<'_>) -> HeaderMap {
+    use crate::proxy::enforce::{plan, Plan};
     let mut h = HeaderMap::new();
-    if eval.policy.map(|p| p.enforcement()) != Some(Enforcement::ReportOnly) {
-        eval.decision.apply(&mut h);
+    // The proxy's own plan and header treatment, applied to an empty response.
+    match plan(&eval.decision, eval.policy) {
+        Plan::Preflight(_) => eval.decision.apply(&mut h),
+        Plan::Forward(cors) => cors.finish(&eval.decision, &mut h),
+        Plan::Deny(_) | Plan::NoRoute => {}
     }
     h
 }

@@ -247,7 +247,12 @@ pub fn decide<'a>(
     req: &RequestView<'a>,
 ) -> Decision<'a> {
     let vary = policy.vary_origin.as_ref();
-    let preflight = req.is_preflight();
+    let origin = req.origin();
+    if let OriginHeader::Absent = origin {
+        return Decision::NotCors { vary };
+    }
+    // Origin is known to be present, so only the method and ACRM remain of `is_preflight`.
+    let preflight = req.method == Method::OPTIONS && req.request_method().is_some();
     let deny = |reason, detail| {
         let d = Denial { reason, detail };
         if preflight {
@@ -256,7 +261,7 @@ pub fn decide<'a>(
             Decision::Denied(d)
         }
     };
-    let value = match req.origin() {
+    let value = match origin {
         OriginHeader::Absent => return Decision::NotCors { vary },
         OriginHeader::Several => {
             return deny(DenialReason::MalformedOrigin, "several Origin headers")

@@ -4,7 +4,7 @@
 mod policy;
 mod regex_probe;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::Path;
@@ -27,7 +27,7 @@ pub(super) fn compile(
 ) -> Option<Snapshot> {
     let server = entry(raw.server.as_ref(), d).map_or_else(
         || Some(default_server()),
-        |(s, span)| compile_server(s, span, base, d),
+        |(s, _)| compile_server(s, base, d),
     );
     let log =
         entry(raw.log.as_ref(), d).map_or_else(|| Some(default_log()), |(l, _)| compile_log(l, d));
@@ -176,12 +176,7 @@ fn addr(v: &str, span: Range<usize>, d: &mut Diagnostics<'_>) -> Option<SocketAd
     }
 }
 
-fn compile_server(
-    s: &RawServer,
-    span: Range<usize>,
-    base: &Path,
-    d: &mut Diagnostics<'_>,
-) -> Option<ServerSettings> {
+fn compile_server(s: &RawServer, base: &Path, d: &mut Diagnostics<'_>) -> Option<ServerSettings> {
     let defaults = default_server();
     let listen = match &s.listen {
         None => defaults.listen,
@@ -219,7 +214,6 @@ fn compile_server(
             }
         },
     };
-    let _ = span;
     Some(ServerSettings {
         listen,
         admin,
@@ -387,7 +381,7 @@ fn compile_routes(
     d: &mut Diagnostics<'_>,
 ) -> Option<RouteTable> {
     let mut table = RouteTable::default();
-    let mut names: BTreeMap<String, ()> = BTreeMap::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
     let mut ok = true;
     if raw.is_empty() {
         d.warn(0..0, "no [[routes]]: every request will get 404");
@@ -453,7 +447,7 @@ fn compile_routes(
                 "the route name \"unmatched\" is reserved: metrics label requests that match no route with it",
             );
         }
-        if names.insert(name.clone(), ()).is_some() {
+        if !names.insert(name.clone()) {
             d.error(r.name.as_ref().map_or(span.clone(), Spanned::span), format!("duplicate route name {name:?}: names label logs and metrics and must be unique"));
         }
         if d.error_count() > errors {
