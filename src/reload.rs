@@ -154,6 +154,7 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
         "server.max_connections",
         o.max_connections != n.max_connections,
     );
+    check("server.idle_timeout", o.idle_timeout != n.idle_timeout);
     check(
         "server.shutdown_grace",
         o.shutdown_grace != n.shutdown_grace,

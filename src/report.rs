@@ -174,7 +174,13 @@ impl ExplainRequest {
             }
             Method::from_bytes(args.method.as_bytes()).map_err(|_| bad("method", &args.method))?
         };
-        let path = args.path.split(['?', '#']).next().unwrap_or("/").to_owned();
+        let path = args.path.split(['?', '#']).next().unwrap_or("/");
+        // The proxy routes on the normalised path; so does explain.
+        let path = if path.starts_with('/') {
+            crate::routes::normalize_path(path).into_owned()
+        } else {
+            path.to_owned()
+        };
         Ok(Self {
             method,
             scheme: if args.https || tls {

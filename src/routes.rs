@@ -10,6 +10,9 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::policy::Origin;
 
+mod path;
+pub(crate) use path::normalize as normalize_path;
+
 /// One compiled `[[routes]]` entry.
 #[derive(Clone, Debug)]
 pub struct Route {

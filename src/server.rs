@@ -9,15 +9,16 @@ use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
 
 use crate::config::{self, ConfigError};
 use crate::live::{Live, LiveError, Shared};
@@ -25,7 +26,8 @@ use crate::observe::Observer;
 use crate::policy::Scheme;
 use crate::proxy::Proxy;
 use crate::snapshot::ServerSettings;
-use deadline::FirstByteDeadline;
+pub(crate) use deadline::Activity;
+use deadline::HeadDeadline;
 
 /// After a failed `accept` (out of file descriptors, say), wait this long before the next one rather
 /// than spinning.
@@ -34,6 +36,12 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Largest HTTP/2 header list accepted; the proxy itself answers 431 above
 /// `proxy::MAX_REQUEST_HEADER_BYTES`, so this only needs to be comfortably larger.
 const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
+
+/// HTTP/2 keep-alive: a PING this often on a connection with no frames from the peer, and the
+/// connection closed when its answer takes longer than `H2_PING_TIMEOUT`. This finds peers that
+/// vanished without a FIN; `idle_timeout` closes the ones that are there but idle.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why `corsgate run` stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -151,22 +159,25 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(
         settings.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
-    let graceful = GracefulShutdown::new();
+    // Every connection holds a receiver; the drain below waits until they are all gone.
+    let (drain, draining) = watch::channel(false);
     observer.set_ready(true);
     {
         let loops = listeners
             .into_iter()
-            .map(|l| accept_loop(l, &conns, &graceful, &slots));
+            .map(|l| accept_loop(l, &conns, &draining, &slots));
         tokio::select! {
             _ = shutdown => {}
             _ = futures_util::future::join_all(loops) => {}
         }
         // The accept loops, and with them the listening sockets, are dropped here.
     }
+    drop(draining);
     observer.set_ready(false);
-    let open = graceful.count();
+    let open = drain.receiver_count();
     tracing::info!(open, grace = ?settings.shutdown_grace, "draining connections");
-    if tokio::time::timeout(settings.shutdown_grace, graceful.shutdown())
+    let _ = drain.send(true);
+    if tokio::time::timeout(settings.shutdown_grace, drain.closed())
         .await
         .is_err()
     {
@@ -179,7 +190,7 @@ pub async fn serve(
 async fn accept_loop(
     listener: TcpListener,
     conns: &Connections,
-    graceful: &GracefulShutdown,
+    draining: &watch::Receiver<bool>,
     slots: &Arc<Semaphore>,
 ) {
     loop {
@@ -194,10 +205,12 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Every deadline before the first request counts from here.
+        let deadline = Instant::now() + conns.inner.header_read_timeout;
         // Small responses (preflights, 403s) should not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let guard = conns.inner.observer.connection();
-        let watcher = graceful.watcher();
+        let draining = draining.clone();
         let conns = conns.clone();
         // The certificate is read per connection from the live snapshot, so a reload rotates it for
         // new handshakes while open connections carry on with theirs.
@@ -213,19 +226,22 @@ async fn accept_loop(
         });
         tokio::spawn(async move {
             let hold: Box<dyn Any + Send + Sync> = Box::new((slot, guard));
+            let activity = Activity::new(Instant::now());
+            // Under TLS, so the handshake itself is bounded by the same deadline.
+            let stream = HeadDeadline::new(stream, deadline, Arc::clone(&activity));
+            let conn = Conn {
+                peer,
+                hold,
+                activity,
+                draining,
+            };
             let Some(config) = tls else {
-                conns.serve(stream, Scheme::Http, peer, hold, watcher).await;
+                conns.serve(stream, Scheme::Http, conn).await;
                 return;
             };
-            // The handshake counts against the same budget as a request head: a client that opens
-            // a socket and stalls must not hold a slot forever.
             let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-            match tokio::time::timeout(conns.inner.header_read_timeout, accept).await {
-                Ok(Ok(tls_stream)) => {
-                    conns
-                        .serve(tls_stream, Scheme::Https, peer, hold, watcher)
-                        .await;
-                }
+            match tokio::time::timeout_at(deadline, accept).await {
+                Ok(Ok(tls_stream)) => conns.serve(tls_stream, Scheme::Https, conn).await,
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -233,9 +249,19 @@ async fn accept_loop(
     }
 }
 
+/// One accepted connection's own state, besides its IO.
+pub(crate) struct Conn {
+    peer: SocketAddr,
+    /// Lives as long as the connection and any upgrade tunnel made from it (its slot, its gauge).
+    hold: Box<dyn Any + Send + Sync>,
+    activity: Arc<Activity>,
+    /// Turns `true` when the server drains.
+    draining: watch::Receiver<bool>,
+}
+
 /// Serves single connections. Cheap to clone; one per server.
 #[derive(Clone, Debug)]
-pub struct Connections {
+pub(crate) struct Connections {
     inner: Arc<ConnectionsInner>,
 }
 
@@ -245,13 +271,14 @@ struct ConnectionsInner {
     shared: Arc<Shared>,
     observer: Arc<Observer>,
     header_read_timeout: Duration,
+    idle_timeout: Duration,
     /// The TLS config the server started with: `Some` makes every listener a TLS listener.
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Connections {
     /// A connection server for `shared` with the `[server]` connection settings.
-    pub fn new(
+    pub(crate) fn new(
         shared: Arc<Shared>,
         observer: Arc<Observer>,
         settings: &ServerSettings,
@@ -265,7 +292,9 @@ impl Connections {
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(H2_MAX_HEADER_LIST);
+            .max_header_list_size(H2_MAX_HEADER_LIST)
+            .keep_alive_interval(Some(H2_PING_INTERVAL.min(settings.idle_timeout)))
+            .keep_alive_timeout(H2_PING_TIMEOUT);
         let tls = shared.load().snapshot.tls.clone();
         Connections {
             inner: Arc::new(ConnectionsInner {
@@ -274,35 +303,67 @@ impl Connections {
                 shared,
                 observer,
                 header_read_timeout: settings.header_read_timeout,
+                idle_timeout: settings.idle_timeout,
             }),
         }
     }
 
-    /// Serve one accepted connection until it closes (or upgrades) or the graceful shutdown behind
-    /// `watcher` finishes it. Generic over the IO so a TLS stream slots in unchanged; `scheme` is
-    /// the listener's (it decides what the request's own origin is). `hold` lives as long as the
-    /// connection and any upgrade tunnel made from it.
-    pub async fn serve<I>(
-        &self,
-        io: I,
-        scheme: Scheme,
-        peer: SocketAddr,
-        hold: Box<dyn Any + Send + Sync>,
-        watcher: Watcher,
-    ) where
+    /// Serve one accepted connection until it closes (or upgrades). Generic over the IO so a TLS
+    /// stream slots in unchanged; `scheme` is the listener's (it decides what the request's own
+    /// origin is). The connection is asked to finish gracefully (HTTP/1.1: after the response in
+    /// flight; h2: GOAWAY, open streams complete) when the server drains or when it has had no
+    /// request in flight for `idle_timeout`.
+    pub(crate) async fn serve<I>(&self, io: I, scheme: Scheme, conn: Conn)
+    where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let inner = &self.inner;
-        let io = TokioIo::new(FirstByteDeadline::new(io, inner.header_read_timeout));
+        let Conn {
+            peer,
+            hold,
+            activity,
+            mut draining,
+        } = conn;
         let service = Proxy::new(
             Arc::clone(&inner.shared),
             Arc::clone(&inner.observer),
             peer,
             scheme,
+            Arc::clone(&activity),
             hold,
         );
-        let conn = inner.builder.serve_connection_with_upgrades(io, service);
-        if let Err(e) = watcher.watch(conn).await {
+        let mut connection = pin!(inner
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service));
+        let idle_timeout = inner.idle_timeout;
+        let mut idle = pin!(tokio::time::sleep(idle_timeout));
+        let mut closing = *draining.borrow_and_update();
+        if closing {
+            connection.as_mut().graceful_shutdown();
+        }
+        let result = loop {
+            tokio::select! {
+                result = connection.as_mut() => break result,
+                // An error means the server is gone: drain all the same.
+                _ = draining.changed(), if !closing => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                () = idle.as_mut(), if !closing => {
+                    let now = Instant::now();
+                    match activity.idle_for(now) {
+                        Some(for_) if for_ >= idle_timeout => {
+                            tracing::debug!(%peer, "idle_timeout: closing the connection");
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
+                        Some(for_) => idle.as_mut().reset(now + (idle_timeout - for_)),
+                        None => idle.as_mut().reset(now + idle_timeout),
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
             // Clients that vanish, time out or send garbage end here; hyper has already answered
             // 400/431 where HTTP allowed it.
             tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -334,3 +334,80 @@ async fn a_request_matching_no_route_gets_404_with_a_short_body() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(up.hits(), 1);
 }
+
+/// Routes `/` (app) and `/admin` (admin only): every spelling of `/admin` must get `/admin`'s policy,
+/// and the upstream must receive the path corsgate routed on.
+#[tokio::test]
+async fn equivalent_spellings_of_a_path_cannot_escape_its_route() {
+    let up = Upstream::start().await;
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[upstreams.up]
+url = "{}"
+
+[policies.app]
+allowed_origins = ["https://app.example"]
+allow_credentials = true
+
+[policies.admin]
+allowed_origins = ["https://admin.example"]
+allow_credentials = true
+
+[[routes]]
+name = "root"
+upstream = "up"
+policy = "app"
+
+[[routes]]
+name = "admin"
+path_prefix = "/admin"
+upstream = "up"
+policy = "admin"
+"#,
+        up.url()
+    );
+    let gate = Gate::start(&config).await;
+    let get = |target: &str, origin: &str| {
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: api\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let spellings = [
+        "/admin/secret",
+        "/%61dmin/secret",
+        "/adm%69n/secret",
+        "/./admin/secret",
+        "/x/../admin/secret",
+        "/x/%2e%2e/admin/secret",
+        "//admin/secret",
+        "/%2E/admin/secret?q=%2e%2e",
+    ];
+    for target in spellings {
+        let res = support::raw(gate.addr, get(target, APP).as_bytes()).await;
+        assert_eq!(support::raw_status(&res), 403, "{target}: {res}");
+        assert!(
+            !res.to_ascii_lowercase()
+                .contains("access-control-allow-origin"),
+            "{target}: {res}"
+        );
+    }
+    assert_eq!(up.hits(), 0, "a denied spelling reached the upstream");
+    for target in spellings {
+        let res = support::raw(gate.addr, get(target, "https://admin.example").as_bytes()).await;
+        assert_eq!(support::raw_status(&res), 200, "{target}: {res}");
+        let seen = up.last().target;
+        let want = if target.contains('?') {
+            "/admin/secret?q=%2e%2e"
+        } else {
+            "/admin/secret"
+        };
+        assert_eq!(seen, want, "{target} was forwarded as {seen}");
+    }
+    // The root route still serves its own paths, and a reserved escape stays encoded.
+    let res = support::raw(gate.addr, get("/adminx/%2fy", APP).as_bytes()).await;
+    assert_eq!(support::raw_status(&res), 200, "{res}");
+    assert_eq!(up.last().target, "/adminx/%2Fy");
+}

@@ -205,7 +205,19 @@ async fn slow_and_silent_clients_are_cut_after_header_read_timeout() {
         "shutdown_grace = \"5s\"\nheader_read_timeout = \"300ms\"",
     );
     let gate = Gate::start(&config).await;
-    for opening in [&b""[..], b"GET / HTTP/1.1\r\nHost: a\r\n"] {
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut preface_and_settings = preface.to_vec();
+    preface_and_settings.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let openings: [&[u8]; 5] = [
+        b"",
+        b"GET / HTTP/1.1\r\nHost: a\r\n",
+        // The first byte of the h2 preface, then the whole preface: the auto builder waits for 24
+        // bytes, and h2 has no header timeout of its own.
+        b"P",
+        preface,
+        &preface_and_settings,
+    ];
+    for opening in openings {
         let mut s = TcpStream::connect(gate.addr).await.unwrap();
         s.write_all(opening).await.unwrap();
         let start = Instant::now();
@@ -220,6 +232,134 @@ async fn slow_and_silent_clients_are_cut_after_header_read_timeout() {
         assert!(took < Duration::from_secs(5), "closed too late: {took:?}");
     }
     assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_head_is_cut_at_the_deadline_all_the_same() {
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace(
+        "shutdown_grace = \"5s\"",
+        "shutdown_grace = \"5s\"\nheader_read_timeout = \"400ms\"",
+    );
+    let gate = Gate::start(&config).await;
+    // h2: the preface and SETTINGS, then valid PING frames for ever, never a HEADERS frame.
+    let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+    for _ in 0..20 {
+        h2.extend_from_slice(&[0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+    let h1 =
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec();
+    for head in [h1, h2] {
+        let mut s = TcpStream::connect(gate.addr).await.unwrap();
+        let start = Instant::now();
+        let mut closed_at = None;
+        // One byte every 50 ms: every read returns data, none completes a request.
+        for b in head.iter().take(200) {
+            if s.write_all(&[*b]).await.is_err() {
+                closed_at = Some(start.elapsed());
+                break;
+            }
+            let mut buf = [0u8; 64];
+            match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    closed_at = Some(start.elapsed());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let took = closed_at.expect("a trickling client was never cut");
+        assert!(
+            took >= Duration::from_millis(350),
+            "cut too early: {took:?}"
+        );
+        assert!(took < Duration::from_secs(4), "cut too late: {took:?}");
+    }
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn stalled_h2_prefaces_at_max_connections_do_not_lock_new_clients_out() {
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace(
+        "shutdown_grace = \"5s\"",
+        "shutdown_grace = \"5s\"\nheader_read_timeout = \"500ms\"\nmax_connections = 4",
+    );
+    let gate = Gate::start(&config).await;
+    // Four bytes in all: every slot taken by a socket that sent the first byte of a preface.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(gate.addr).await.unwrap();
+        s.write_all(b"P").await.unwrap();
+        stalled.push(s);
+    }
+    let start = Instant::now();
+    let res = client().get(gate.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "a new client waited {:?}",
+        start.elapsed()
+    );
+    for mut s in stalled {
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(PATIENCE, s.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "a stalled preface was never closed");
+    }
+}
+
+#[tokio::test]
+async fn idle_keep_alive_and_h2_connections_are_closed_after_idle_timeout() {
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace(
+        "shutdown_grace = \"5s\"",
+        "shutdown_grace = \"5s\"\nheader_read_timeout = \"10s\"\nidle_timeout = \"400ms\"",
+    );
+    let gate = Gate::start(&config).await;
+
+    // HTTP/1.1 keep-alive: served, then closed once idle (well before header_read_timeout).
+    let mut s = TcpStream::connect(gate.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(PATIENCE, s.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "an idle keep-alive connection was never closed"
+    );
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(300),
+        "closed too early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "closed too late: {took:?}");
+
+    // h2c: one request, then the connection ends (GOAWAY) once idle.
+    let stream = TcpStream::connect(gate.addr).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    let driver = tokio::spawn(conn);
+    let req = http::Request::get(gate.url("/"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    drop(res);
+    let start = Instant::now();
+    let ended = tokio::time::timeout(PATIENCE, driver).await;
+    assert!(ended.is_ok(), "an idle h2 connection was never closed");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(300),
+        "closed too early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "closed too late: {took:?}");
 }
 
 #[tokio::test]

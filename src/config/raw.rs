@@ -76,6 +76,8 @@ pub struct RawServer {
     /// Connection limit.
     pub max_connections: Option<Spanned<i64>>,
     /// Duration.
+    pub idle_timeout: Option<Spanned<String>>,
+    /// Duration.
     pub shutdown_grace: Option<Spanned<String>>,
     /// Reload on file change.
     pub watch_config: Option<bool>,

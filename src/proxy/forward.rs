@@ -1,5 +1,6 @@
-//! Forwarding to an upstream: the upstream URI (base path, `strip_prefix`, path and query byte for
-//! byte), the header rewrite, the pooled client call bounded by `timeout`, and fault classification.
+//! Forwarding to an upstream: the upstream URI (base path, `strip_prefix`, the normalised path the
+//! request was routed on, the query byte for byte), the header rewrite, the pooled client call
+//! bounded by `timeout`, and fault classification.
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;

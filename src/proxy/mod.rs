@@ -30,6 +30,7 @@ use crate::live::{Live, Shared};
 use crate::observe::Observer;
 use crate::policy::{Decision, RequestView, Scheme};
 use crate::routes::Route;
+use crate::server::Activity;
 use enforce::{Cors, Plan};
 use forward::{ForwardError, Hop};
 use record::Record;
@@ -49,6 +50,8 @@ struct Conn {
     observer: Arc<Observer>,
     peer: SocketAddr,
     scheme: Scheme,
+    /// Marked by every request, read by the connection's deadlines.
+    activity: Arc<Activity>,
     /// The connection's resources (its `max_connections` slot, its gauge count). An upgrade tunnel
     /// keeps the whole `Conn` alive, so an upgraded connection stays counted until it closes.
     _hold: Box<dyn Any + Send + Sync>,
@@ -66,11 +69,12 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// The service for one connection from `peer` on a listener of `scheme`. `hold` is dropped when
     /// the connection and any tunnel it became are gone.
-    pub fn new(
+    pub(crate) fn new(
         shared: Arc<Shared>,
         observer: Arc<Observer>,
         peer: SocketAddr,
         scheme: Scheme,
+        activity: Arc<Activity>,
         hold: Box<dyn Any + Send + Sync>,
     ) -> Proxy {
         Proxy {
@@ -79,6 +83,7 @@ impl Proxy {
                 observer,
                 peer,
                 scheme,
+                activity,
                 _hold: hold,
             }),
         }
@@ -91,6 +96,12 @@ impl Proxy {
         let (mut parts, body) = req.into_parts();
         let on_upgrade = parts.extensions.remove::<OnUpgrade>();
         let observer = &self.conn.observer;
+        // From here on the request's path is its normalised form: routed on, logged and forwarded
+        // alike, so the upstream can never read it as a path that another route governs.
+        if let Err(reject) = normalize_target(&mut parts) {
+            let rec = Record::new(&parts, None, start);
+            return rec.finish(observer, &live, &Decision::NoRoute, None, reject.response());
+        }
         let host = match check_request(&parts) {
             Ok(host) => host,
             Err(reject) => {
@@ -271,6 +282,26 @@ impl Reject {
     }
 }
 
+/// Replace the target's path with its normalised form (a no-op, without allocating, for a path that
+/// is already normal). The query is kept byte for byte.
+fn normalize_target(parts: &mut Parts) -> Result<(), Reject> {
+    let path = parts.uri.path();
+    if !path.starts_with('/') {
+        return Ok(());
+    }
+    let std::borrow::Cow::Owned(normal) = crate::routes::normalize_path(path) else {
+        return Ok(());
+    };
+    let target = match parts.uri.query() {
+        Some(q) => format!("{normal}?{q}"),
+        None => normal,
+    };
+    let mut uri = parts.uri.clone().into_parts();
+    uri.path_and_query = Some(target.parse().map_err(|_| Reject::Target)?);
+    parts.uri = http::Uri::from_parts(uri).map_err(|_| Reject::Target)?;
+    Ok(())
+}
+
 /// Reject what the proxy cannot route: CONNECT, a target that is not a path, no or several `Host`
 /// headers on HTTP/1.1, a `Host` that is not an authority. Returns the request's authority: the URI's
 /// (HTTP/2 `:authority`, or an absolute-form target, which RFC 9112 §3.2.2 says wins over `Host`),
@@ -307,7 +338,13 @@ impl hyper::service::Service<Request<Incoming>> for Proxy {
     type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
+        // Marked here, not when the future first runs: the head is complete now.
+        let in_flight = self.conn.activity.request();
         let this = self.clone();
-        Box::pin(async move { Ok(this.handle(req).await) })
+        Box::pin(async move {
+            let res = this.handle(req).await;
+            drop(in_flight);
+            Ok(res)
+        })
     }
 }

@@ -153,6 +153,7 @@ fn default_server() -> ServerSettings {
         tls: None,
         header_read_timeout: Duration::from_secs(10),
         max_connections: 10_000,
+        idle_timeout: Duration::from_secs(60),
         shutdown_grace: Duration::from_secs(30),
         watch_config: false,
     }
@@ -225,6 +226,7 @@ fn compile_server(s: &RawServer, base: &Path, d: &mut Diagnostics<'_>) -> Option
             d,
         ),
         max_connections,
+        idle_timeout: duration(s.idle_timeout.as_ref(), defaults.idle_timeout, true, d),
         shutdown_grace: duration(s.shutdown_grace.as_ref(), defaults.shutdown_grace, false, d),
         watch_config: s.watch_config.unwrap_or(false),
     })
