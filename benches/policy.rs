@@ -45,7 +45,7 @@ fn bench_origins(c: &mut Criterion) {
                 let view = RequestView {
                     method: &get,
                     scheme: Scheme::Https,
-                    host: Some("api.example.com"),
+                    host: corsgate::authority::Authority::parse("api.example.com").ok(),
                     path: "/v1/orders/42",
                     headers: &headers,
                 };
@@ -62,7 +62,7 @@ fn bench_origins(c: &mut Criterion) {
                 let view = RequestView {
                     method: &get,
                     scheme: Scheme::Https,
-                    host: Some("api.example.com"),
+                    host: corsgate::authority::Authority::parse("api.example.com").ok(),
                     path: "/v1/orders/42",
                     headers: &wild,
                 };
@@ -93,7 +93,7 @@ fn bench_preflight(c: &mut Criterion) {
         let view = RequestView {
             method: &options,
             scheme: Scheme::Https,
-            host: Some("api.example.com"),
+            host: corsgate::authority::Authority::parse("api.example.com").ok(),
             path: "/v1/orders",
             headers: &headers,
         };

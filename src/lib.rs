@@ -14,6 +14,7 @@
 
 /// The admin listener: `/healthz`, `/readyz`, `/metrics`.
 pub mod admin;
+pub mod authority;
 pub mod cli;
 pub mod config;
 pub mod demo;

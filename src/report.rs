@@ -1,6 +1,7 @@
 //! `check` and `explain`: rendering compiled configs and decisions for people and as JSON. Pure string
 //! building over `Snapshot::evaluate`, the same engine the proxy runs.
 
+use crate::authority::Authority;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -188,7 +189,10 @@ impl ExplainRequest {
             } else {
                 Scheme::Http
             },
-            host: args.host.clone(),
+            host: match &args.host {
+                Some(h) if Authority::parse(h).is_err() => return Err(bad("host", h)),
+                h => h.clone(),
+            },
             path,
             headers,
         })
@@ -199,7 +203,7 @@ impl ExplainRequest {
         RequestView {
             method: &self.method,
             scheme: self.scheme,
-            host: self.host.as_deref(),
+            host: self.host.as_deref().and_then(|h| Authority::parse(h).ok()),
             path: &self.path,
             headers: &self.headers,
         }
@@ -254,7 +258,7 @@ pub fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
         }
         Decision::NoRoute => format!(
             "no route matches host {} and path {}",
-            view.host.unwrap_or("(none)"),
+            view.host.map_or("(none)", |a| a.as_str()),
             view.path
         ),
         Decision::PreflightAllowed { rule: r, .. } => {

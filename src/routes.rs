@@ -8,6 +8,7 @@
 // never grow or skew them, and SipHash would cost more than the rest of the lookup.
 use rustc_hash::FxHashMap as HashMap;
 
+use crate::authority::{position, rposition, Authority};
 use crate::policy::Origin;
 
 mod path;
@@ -145,9 +146,9 @@ impl RouteTable {
     }
 
     /// The most specific route for a request's authority (`Host`, port allowed) and path.
-    pub fn find(&self, authority: Option<&str>, path: &str) -> Option<&Route> {
+    pub fn find(&self, authority: Option<Authority<'_>>, path: &str) -> Option<&Route> {
         let path = if path.is_empty() { "/" } else { path };
-        let host = authority.map(host_of).filter(|h| !h.is_empty());
+        let host = authority.map(|a| a.host()).filter(|h| !h.is_empty());
         let mut lowered = String::new();
         let host = host.map(|h| {
             if h.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -175,33 +176,6 @@ impl RouteTable {
         }
         self.any_host.longest(path).map(|i| &self.routes[i])
     }
-}
-
-/// The host part of an authority: without the port, IPv6 brackets kept.
-pub(crate) fn host_of(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        return match authority.find(']') {
-            Some(i) => &authority[..=i],
-            None => authority,
-        };
-    }
-    match rposition(authority, b':') {
-        Some(i) => &authority[..i],
-        None => authority,
-    }
-}
-
-/// `str::rfind` for one ASCII byte. A plain loop: the strings here are a few dozen bytes, where
-/// the generic searcher's setup costs more than the scan.
-#[inline]
-pub(crate) fn rposition(s: &str, b: u8) -> Option<usize> {
-    s.as_bytes().iter().rposition(|x| *x == b)
-}
-
-/// `str::find` for one ASCII byte; see [`rposition`].
-#[inline]
-pub(crate) fn position(s: &str, b: u8) -> Option<usize> {
-    s.as_bytes().iter().position(|x| *x == b)
 }
 
 #[cfg(test)]
@@ -237,6 +211,7 @@ mod tests {
     }
 
     fn name(t: &RouteTable, host: Option<&str>, path: &str) -> Option<String> {
+        let host = host.map(|h| Authority::parse(h).unwrap());
         t.find(host, path).map(|r| r.name.clone())
     }
 

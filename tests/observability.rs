@@ -86,7 +86,7 @@ fn send(
     let view = RequestView {
         method: &method,
         scheme: Scheme::Http,
-        host: Some(host),
+        host: corsgate::authority::Authority::parse(host).ok(),
         path: path.split('?').next().unwrap(),
         headers: &headers,
     };

@@ -427,3 +427,34 @@ async fn the_drain_ends_when_shutdown_grace_is_over() {
     );
     drop(slow);
 }
+
+#[tokio::test]
+async fn userinfo_in_the_authority_is_refused_in_every_form() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&one_route(&up, POLICY)).await;
+    for req in [
+        &b"GET http://evil@internal.example.com/x HTTP/1.1\r\nHost: internal.example.com\r\nConnection: close\r\n\r\n"[..],
+        b"GET /x HTTP/1.1\r\nHost: evil@internal.example.com\r\nConnection: close\r\n\r\n",
+    ] {
+        let res = raw(gate.addr, req).await;
+        assert_eq!(raw_status(&res), 400, "{res}");
+    }
+    // h2 `:authority` with userinfo.
+    let stream = TcpStream::connect(gate.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://evil@{}/x", gate.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    match send.send_request(req).await {
+        Ok(res) => assert_eq!(res.status(), StatusCode::BAD_REQUEST),
+        // Refused by the h2 layer before it became a request: also never forwarded.
+        Err(e) => eprintln!("h2 refused the request itself: {e}"),
+    }
+    assert_eq!(up.hits(), 0);
+}

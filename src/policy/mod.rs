@@ -351,20 +351,14 @@ fn decide_preflight<'a>(
 /// Same-origin per Fetch: the Origin equals the origin the request was addressed to, i.e. the
 /// listener's scheme plus the Host (<https://html.spec.whatwg.org/#same-origin>).
 fn is_same_origin(origin: &RequestOrigin<'_>, req: &RequestView<'_>) -> bool {
-    let Some(host) = req.host else { return false };
+    let Some(authority) = req.host else {
+        return false;
+    };
     if *origin.scheme != *req.scheme.as_str() {
         return false;
     }
-    let name = crate::routes::host_of(host);
-    let port = match host.get(name.len()..).and_then(|p| p.strip_prefix(':')) {
-        None | Some("") => None,
-        Some(p) => match p.parse::<u16>() {
-            Ok(p) if p == req.scheme.default_port() => None,
-            Ok(p) => Some(p),
-            Err(_) => return false,
-        },
-    };
-    port == origin.port && name.eq_ignore_ascii_case(&origin.host)
+    let port = authority.port().filter(|p| *p != req.scheme.default_port());
+    port == origin.port && authority.host().eq_ignore_ascii_case(&origin.host)
 }
 
 #[cfg(test)]

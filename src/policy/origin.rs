@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::decision::OriginRule;
-use crate::routes::position;
+use crate::authority::position;
 
 /// A normalised origin: lowercase scheme and host, default port dropped.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

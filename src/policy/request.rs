@@ -1,6 +1,7 @@
 //! `RequestView`: the borrowed parts of a request that a CORS decision reads, and the bounded,
 //! tolerant parser for `Access-Control-Request-Headers`.
 
+use crate::authority::Authority;
 use http::header::{HeaderMap, HeaderName, HeaderValue, ORIGIN, UPGRADE};
 use http::Method;
 
@@ -51,8 +52,8 @@ pub struct RequestView<'a> {
     pub method: &'a Method,
     /// The scheme of the listener the request came in on.
     pub scheme: Scheme,
-    /// The request's authority: the `Host` header, or the URI authority for HTTP/2.
-    pub host: Option<&'a str>,
+    /// The request's authority: the `Host` header, or the URI authority for HTTP/2, parsed once.
+    pub host: Option<Authority<'a>>,
     /// The request path, without the query.
     pub path: &'a str,
     /// All request headers.

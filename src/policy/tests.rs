@@ -75,7 +75,9 @@ impl Req {
         RequestView {
             method: &self.method,
             scheme: self.scheme,
-            host: self.host,
+            host: self
+                .host
+                .map(|h| crate::authority::Authority::parse(h).unwrap()),
             path: self.path,
             headers: &self.headers,
         }

@@ -180,7 +180,7 @@ mod tests {
         let view = RequestView {
             method: &method,
             scheme: Scheme::Http,
-            host: Some("api.example"),
+            host: crate::authority::Authority::parse("api.example").ok(),
             path: "/",
             headers: h,
         };
@@ -234,7 +234,7 @@ mod tests {
         let view = RequestView {
             method: &Method::GET,
             scheme: Scheme::Http,
-            host: Some("api.example"),
+            host: crate::authority::Authority::parse("api.example").ok(),
             path: "/",
             headers: &h,
         };
@@ -267,7 +267,7 @@ mod tests {
         let view = |h| RequestView {
             method: &Method::GET,
             scheme: Scheme::Http,
-            host: Some("api.example"),
+            host: crate::authority::Authority::parse("api.example").ok(),
             path: "/",
             headers: h,
         };

@@ -26,6 +26,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
+use crate::authority::Authority;
 use crate::live::{Live, Shared};
 use crate::observe::Observer;
 use crate::policy::{Decision, RequestView, Scheme};
@@ -118,7 +119,7 @@ impl Proxy {
             headers: &parts.headers,
         };
         let eval = live.snapshot.evaluate(&view);
-        let mut rec = Record::new(&parts, host, start);
+        let mut rec = Record::new(&parts, host.map(|a| a.as_str()), start);
         rec.route = eval.route.map(|r| r.index);
         let mode = eval.policy.map(|p| p.enforcement());
         let decision = &eval.decision;
@@ -138,7 +139,7 @@ impl Proxy {
                     route,
                     decision,
                     cors,
-                    host,
+                    host: host.map(|a| a.as_str()),
                 };
                 self.forward(fwd, body, on_upgrade, &mut rec).await
             }
@@ -306,7 +307,7 @@ fn normalize_target(parts: &mut Parts) -> Result<(), Reject> {
 /// headers on HTTP/1.1, a `Host` that is not an authority. Returns the request's authority: the URI's
 /// (HTTP/2 `:authority`, or an absolute-form target, which RFC 9112 §3.2.2 says wins over `Host`),
 /// else the `Host` header.
-fn check_request(parts: &Parts) -> Result<Option<&str>, Reject> {
+fn check_request(parts: &Parts) -> Result<Option<Authority<'_>>, Reject> {
     if parts.method == Method::CONNECT {
         return Err(Reject::Connect);
     }
@@ -314,7 +315,11 @@ fn check_request(parts: &Parts) -> Result<Option<&str>, Reject> {
         return Err(Reject::Target);
     }
     if let Some(a) = parts.uri.authority() {
-        return Ok(Some(a.as_str()));
+        // Userinfo is refused here as in `Host`: `http://evil@internal.example/` must not be
+        // routed as a host of its own.
+        return Authority::parse(a.as_str())
+            .map(Some)
+            .map_err(|_| Reject::InvalidHost);
     }
     let mut hosts = parts.headers.get_all(http::header::HOST).iter();
     match (hosts.next(), hosts.next()) {
@@ -324,10 +329,12 @@ fn check_request(parts: &Parts) -> Result<Option<&str>, Reject> {
         // field value."
         (None, _) if parts.version == Version::HTTP_11 => Err(Reject::MissingHost),
         (None, _) => Ok(None),
-        (Some(h), None) => match h.to_str() {
-            Ok(h) if record::is_authority(h) => Ok(Some(h)),
-            _ => Err(Reject::InvalidHost),
-        },
+        (Some(h), None) => h
+            .to_str()
+            .ok()
+            .and_then(|h| Authority::parse(h).ok())
+            .map(Some)
+            .ok_or(Reject::InvalidHost),
         (Some(_), Some(_)) => Err(Reject::SeveralHosts),
     }
 }
