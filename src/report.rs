@@ -213,7 +213,7 @@ impl ExplainRequest {
 /// The status the proxy itself answers with (`None` = forwarded to the upstream). The proxy's own
 /// plan decides it, so `explain` cannot drift from what `run` does.
 pub fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
-    use crate::proxy::enforce::{plan, Plan};
+    use crate::policy::{plan, Plan};
     match plan(&eval.decision, eval.policy) {
         Plan::NoRoute => Some(StatusCode::NOT_FOUND),
         Plan::Preflight(status) => Some(status),
@@ -224,14 +224,11 @@ pub fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
 
 /// The headers corsgate adds to the response (report-only adds none).
 pub fn response_headers(eval: &Evaluation<'_>) -> HeaderMap {
-    use crate::proxy::enforce::{plan, Plan};
+    use crate::policy::plan;
     let mut h = HeaderMap::new();
-    // The proxy's own plan and header treatment, applied to an empty response.
-    match plan(&eval.decision, eval.policy) {
-        Plan::Preflight(_) => eval.decision.apply(&mut h),
-        Plan::Forward(cors) => cors.finish(&eval.decision, &mut h),
-        Plan::Deny(_) | Plan::NoRoute => {}
-    }
+    // The proxy's own plan and header writer, applied to an empty response.
+    let plan = plan(&eval.decision, eval.policy);
+    crate::policy::write_cors_headers(plan, &eval.decision, &mut h);
     h
 }
 

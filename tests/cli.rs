@@ -163,7 +163,8 @@ fn explain_json_covers_every_decision_kind() {
     ]);
     assert_eq!(v["decision"], "preflight-denied");
     assert_eq!(v["status"], 403);
-    assert_eq!(v["headers"], serde_json::json!({}));
+    // Exactly what the proxy's 403 carries: no Access-Control-*, but Vary: Origin.
+    assert_eq!(v["headers"], serde_json::json!({"vary": "Origin"}));
     assert!(v["reason"]
         .as_str()
         .unwrap()

@@ -6,16 +6,20 @@
 
 mod decision;
 mod origin;
+mod plan;
 mod request;
+mod response;
 
-pub use decision::{
-    merge_vary, AllowOrigin, CorsHeaders, Decision, Denial, DenialReason, OriginRule,
-};
+pub use decision::{Decision, Denial, DenialReason, OriginRule};
 pub use origin::{AllowedOrigins, Origin, OriginError, OriginPattern, PortMatch, RequestOrigin};
+pub use plan::{mismatch, plan, Cors, Plan};
 pub(crate) use request::is_tchar;
 pub use request::{
     AcrhError, OriginHeader, RequestHeaderNames, RequestView, Scheme, ACRH, ACRM, ACRPN,
     MAX_ACRH_BYTES, MAX_ACRH_NAMES,
+};
+pub use response::{
+    deny_headers, merge_vary, strip_cors, write_cors_headers, AllowOrigin, CorsHeaders,
 };
 
 use rustc_hash::FxHashSet;

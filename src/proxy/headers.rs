@@ -1,5 +1,6 @@
 //! Header rewriting between client and upstream: hop-by-hop removal (RFC 9110 §7.6.1), the
-//! `X-Forwarded-*` family, HTTP/2 cookie joining, and removal of the upstream's `Access-Control-*`.
+//! `X-Forwarded-*` family and HTTP/2 cookie joining. The CORS response headers are written in one
+//! place only, `policy::response`.
 
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, COOKIE, HOST, TE, TRAILER, TRANSFER_ENCODING,
@@ -129,20 +130,6 @@ pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap, switching: bool
     }
 }
 
-/// Remove every `Access-Control-*` header (the upstream's), before the policy's are written.
-pub(crate) fn strip_cors(headers: &mut HeaderMap) {
-    // Collect first: a HeaderMap cannot be mutated while its keys are borrowed. Responses without
-    // any Access-Control-* header (the common case) allocate nothing.
-    let names: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().starts_with("access-control-"))
-        .cloned()
-        .collect();
-    for name in names {
-        headers.remove(name);
-    }
-}
-
 /// Set the `X-Forwarded-*` headers: append the peer to `X-Forwarded-For`, set `-Proto` to the
 /// listener's scheme and `-Host` to the request's authority.
 pub(crate) fn set_forwarded(
@@ -256,7 +243,7 @@ mod tests {
             ("content-type", "text/plain"),
         ]);
         strip_response_hop_by_hop(&mut h, false);
-        strip_cors(&mut h);
+        crate::policy::strip_cors(&mut h);
         let names: Vec<_> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["content-type"]);
 

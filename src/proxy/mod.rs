@@ -4,7 +4,6 @@
 //! the request with the observer when the response head is ready.
 
 mod body;
-pub(crate) mod enforce;
 mod forward;
 mod headers;
 mod record;
@@ -29,10 +28,10 @@ use hyper::upgrade::OnUpgrade;
 use crate::authority::Authority;
 use crate::live::{Live, Shared};
 use crate::observe::Observer;
+use crate::policy::{Cors, Plan};
 use crate::policy::{Decision, RequestView, Scheme};
 use crate::routes::Route;
 use crate::server::Activity;
-use enforce::{Cors, Plan};
 use forward::{ForwardError, Hop};
 use record::Record;
 
@@ -123,7 +122,7 @@ impl Proxy {
         rec.route = eval.route.map(|r| r.index);
         let mode = eval.policy.map(|p| p.enforcement());
         let decision = &eval.decision;
-        let plan = enforce::plan(decision, eval.policy);
+        let plan = crate::policy::plan(decision, eval.policy);
         let res = match (plan, eval.route) {
             _ if record::header_bytes(&parts.headers) > MAX_REQUEST_HEADER_BYTES => {
                 let mut res = respond::headers_too_large();
@@ -213,7 +212,9 @@ impl Proxy {
             _ => None,
         };
         if cors == Cors::Report {
-            if let (Some(m), Some(i)) = (enforce::mismatch(decision, res.headers()), rec.route) {
+            if let (Some(m), Some(i)) =
+                (crate::policy::mismatch(decision, res.headers()), rec.route)
+            {
                 self.conn.observer.mismatch(&live.handles, i, &m);
             }
         }
@@ -248,12 +249,12 @@ fn answer_locally(plan: Plan, decision: &Decision<'_>) -> Response<ProxyBody> {
     match plan {
         Plan::Preflight(status) => {
             let mut res = respond::preflight(status);
-            decision.apply(res.headers_mut());
+            crate::policy::write_cors_headers(plan, decision, res.headers_mut());
             res
         }
         Plan::Deny(reason) => {
             let mut res = respond::denied(reason);
-            enforce::deny_headers(res.headers_mut());
+            crate::policy::write_cors_headers(plan, decision, res.headers_mut());
             res
         }
         // `Forward` reaches here only without a route, which `plan` never produces.

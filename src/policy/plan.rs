@@ -1,18 +1,16 @@
-//! From a `Decision` and the policy's enforcement mode to what the proxy does: answer locally, or
-//! forward and then treat the response's CORS headers one of four ways. The policy logic itself
-//! stays in `policy::decide`; this only maps its outcome onto the modes of interface.md.
+//! `Plan`: from a `Decision` and the policy's enforcement mode to what the proxy does (answer
+//! locally, or forward and then treat the response's CORS headers one of four ways), and the
+//! report-only comparison with the upstream's own answer. Pure, like `decide`: the proxy applies a
+//! plan, `explain` prints it, and both get it from here.
 
 use http::header::{HeaderMap, HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN};
 use http::StatusCode;
 
-use super::headers::strip_cors;
-use crate::policy::{merge_vary, AllowOrigin, Decision, DenialReason, Enforcement, Policy};
-
-static VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+use super::{AllowOrigin, Decision, DenialReason, Enforcement, Policy};
 
 /// What to do with one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Plan {
+pub enum Plan {
     /// No route: 404.
     NoRoute,
     /// An allowed preflight, answered locally with this status and the decision's headers.
@@ -25,7 +23,7 @@ pub(crate) enum Plan {
 
 /// What the proxy does to the CORS headers of a forwarded response, and of its own 431/502/504.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Cors {
+pub enum Cors {
     /// An allowed origin: drop every upstream `Access-Control-*`, write the policy's.
     Replace,
     /// headers-only denial: drop every upstream `Access-Control-*` so the browser blocks the read.
@@ -42,7 +40,7 @@ pub(crate) enum Cors {
 /// denied preflight: forwarding it would let the
 /// upstream's own CORS answer through, and a preflight answer without `Access-Control-*` headers is
 /// exactly what "headers only" means for a preflight.
-pub(crate) fn plan(decision: &Decision<'_>, policy: Option<&Policy>) -> Plan {
+pub fn plan(decision: &Decision<'_>, policy: Option<&Policy>) -> Plan {
     let Some(policy) = policy else {
         return Plan::NoRoute;
     };
@@ -68,34 +66,10 @@ pub(crate) fn plan(decision: &Decision<'_>, policy: Option<&Policy>) -> Plan {
     }
 }
 
-impl Cors {
-    /// Apply this treatment to a response's headers.
-    pub(crate) fn finish(self, decision: &Decision<'_>, headers: &mut HeaderMap) {
-        match self {
-            Cors::Replace => {
-                strip_cors(headers);
-                decision.apply(headers);
-            }
-            Cors::Strip => {
-                strip_cors(headers);
-                // Another origin would get a different answer, so caches must key on Origin.
-                merge_vary(headers, &VARY_ORIGIN);
-            }
-            Cors::Keep => decision.apply(headers),
-            Cors::Report => {}
-        }
-    }
-}
-
-/// Headers for a local 403: never any `Access-Control-*`, but the answer depends on `Origin`.
-pub(crate) fn deny_headers(headers: &mut HeaderMap) {
-    merge_vary(headers, &VARY_ORIGIN);
-}
-
 /// report-only: describe how the upstream's `Access-Control-Allow-Origin` disagrees with what
 /// corsgate would have sent, or `None` when they agree. Requests that are not cross-origin are never
 /// a disagreement: the upstream may answer them as it likes.
-pub(crate) fn mismatch(decision: &Decision<'_>, upstream: &HeaderMap) -> Option<String> {
+pub fn mismatch(decision: &Decision<'_>, upstream: &HeaderMap) -> Option<String> {
     let ours: Option<&[u8]> = match decision {
         Decision::Allowed {
             response, origin, ..

@@ -1,0 +1,200 @@
+//! Every CORS response-header write, in one place: the precomputed `CorsHeaders` of a policy, what a
+//! `Decision` adds to a response, the treatment (`Cors`) of a forwarded response's headers, the
+//! headers of a local denial, and the `Vary` merge. Pure functions on a `HeaderMap`; the proxy calls
+//! them on the wire response, `explain` on the response it prints, so the two cannot differ.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN};
+
+use super::{Cors, Decision, Plan};
+
+/// The CORS headers of the response that `plan` describes, written into `headers`: a local
+/// preflight answer, a local 403, or a forwarded response (the upstream's headers already in
+/// `headers`). The proxy writes the wire response with this, and `explain` the one it prints.
+pub fn write_cors_headers(plan: Plan, decision: &Decision<'_>, headers: &mut HeaderMap) {
+    match plan {
+        Plan::Preflight(_) => decision.apply(headers),
+        Plan::Deny(_) => deny_headers(headers),
+        Plan::Forward(cors) => cors.finish(decision, headers),
+        Plan::NoRoute => {}
+    }
+}
+
+static VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+
+impl Decision<'_> {
+    /// Write the headers this decision adds to a response into `headers`. `Access-Control-*` headers
+    /// already present are replaced, and `Vary` tokens are merged. Allocation-free except where a
+    /// `Vary` from the upstream has to be merged with ours.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        match *self {
+            Decision::NotCors { vary: Some(v) } | Decision::SameOrigin { vary: Some(v) } => {
+                merge_vary(headers, v)
+            }
+            Decision::PreflightAllowed {
+                response,
+                origin,
+                private_network,
+                ..
+            } => {
+                response.write(headers, origin);
+                if private_network {
+                    headers.insert(
+                        HeaderName::from_static("access-control-allow-private-network"),
+                        HeaderValue::from_static("true"),
+                    );
+                }
+            }
+            Decision::Allowed {
+                response, origin, ..
+            } => response.write(headers, origin),
+            _ => {}
+        }
+    }
+}
+
+/// How `Access-Control-Allow-Origin` is filled in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllowOrigin {
+    /// `*`: only for policies without credentials that allow any origin.
+    Any,
+    /// The request's own `Origin` value, byte for byte.
+    Echo,
+}
+
+/// Response headers precomputed when the policy is compiled. A request only clones values.
+#[derive(Clone, Debug)]
+pub struct CorsHeaders {
+    /// How `Access-Control-Allow-Origin` is set.
+    pub allow_origin: AllowOrigin,
+    /// Every other header, already built: credentials, methods, headers, max-age, expose.
+    pub fixed: Vec<(HeaderName, HeaderValue)>,
+    /// The `Vary` tokens this response must carry.
+    pub vary: Option<HeaderValue>,
+}
+
+impl CorsHeaders {
+    /// Write these headers into `headers`, replacing any that are already there.
+    pub fn write(&self, headers: &mut HeaderMap, origin: &HeaderValue) {
+        let acao = match self.allow_origin {
+            AllowOrigin::Any => HeaderValue::from_static("*"),
+            AllowOrigin::Echo => origin.clone(),
+        };
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao);
+        for (name, value) in &self.fixed {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(v) = &self.vary {
+            merge_vary(headers, v);
+        }
+    }
+}
+
+/// Merge the comma-separated tokens of `ours` into the response's `Vary`, without duplicates and
+/// keeping `Vary: *` as it is (RFC 9110 §12.5.5: `*` already means "varies on everything").
+pub fn merge_vary(headers: &mut HeaderMap, ours: &HeaderValue) {
+    let vary = http::header::VARY;
+    if !headers.contains_key(&vary) {
+        headers.insert(vary, ours.clone());
+        return;
+    }
+    let present: Vec<&[u8]> = headers
+        .get_all(&vary)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if present.iter().any(|t| *t == b"*") {
+        return;
+    }
+    let missing: Vec<&[u8]> = ours
+        .as_bytes()
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty() && !present.iter().any(|p| p.eq_ignore_ascii_case(t)))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let mut merged = present.join(&b", "[..]);
+    for t in missing {
+        merged.extend_from_slice(b", ");
+        merged.extend_from_slice(t);
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&merged) {
+        headers.insert(vary, v);
+    }
+}
+
+/// Remove every `Access-Control-*` header (the upstream's), before the policy's are written.
+pub fn strip_cors(headers: &mut HeaderMap) {
+    // Collect first: a HeaderMap cannot be mutated while its keys are borrowed. Responses without
+    // any Access-Control-* header (the common case) allocate nothing.
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+impl Cors {
+    /// Apply this treatment to a response's headers.
+    pub fn finish(self, decision: &Decision<'_>, headers: &mut HeaderMap) {
+        match self {
+            Cors::Replace => {
+                strip_cors(headers);
+                decision.apply(headers);
+            }
+            Cors::Strip => {
+                strip_cors(headers);
+                // Another origin would get a different answer, so caches must key on Origin.
+                merge_vary(headers, &VARY_ORIGIN);
+            }
+            Cors::Keep => decision.apply(headers),
+            Cors::Report => {}
+        }
+    }
+}
+
+/// Headers for a local 403: never any `Access-Control-*`, but the answer depends on `Origin`.
+pub fn deny_headers(headers: &mut HeaderMap) {
+    merge_vary(headers, &VARY_ORIGIN);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::VARY;
+
+    fn vary_of(h: &HeaderMap) -> Vec<&str> {
+        h.get_all(VARY)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn vary_is_merged_without_duplicates_and_star_is_kept() {
+        let ours = HeaderValue::from_static("Origin, Access-Control-Request-Method");
+        let mut h = HeaderMap::new();
+        merge_vary(&mut h, &ours);
+        assert_eq!(vary_of(&h), ["Origin, Access-Control-Request-Method"]);
+
+        let mut h = HeaderMap::new();
+        h.append(VARY, HeaderValue::from_static("accept-encoding"));
+        h.append(VARY, HeaderValue::from_static("origin"));
+        merge_vary(&mut h, &ours);
+        assert_eq!(
+            vary_of(&h),
+            ["accept-encoding, origin, Access-Control-Request-Method"]
+        );
+
+        let mut h = HeaderMap::new();
+        h.insert(VARY, HeaderValue::from_static("*"));
+        merge_vary(&mut h, &ours);
+        assert_eq!(vary_of(&h), ["*"]);
+    }
+}
