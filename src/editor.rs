@@ -14,9 +14,34 @@ pub fn completions(shell: Shell, out: &mut dyn Write) {
     clap_complete::generate(shell, &mut cmd, "corsgate", out);
 }
 
-/// Write the man page (roff).
+/// Write the man page (roff): clap_mangen's page for `corsgate`, then a COMMAND OPTIONS section
+/// with the synopsis and options of each subcommand that takes any, so one page documents them all.
 pub fn manpage(out: &mut dyn Write) -> io::Result<()> {
-    clap_mangen::Man::new(Cli::command()).render(out)
+    let mut cmd = Cli::command();
+    cmd.build();
+    clap_mangen::Man::new(cmd.clone()).render(out)?;
+    writeln!(out, ".SH \"COMMAND OPTIONS\"")?;
+    for sub in cmd.get_subcommands() {
+        let own = |a: &&clap::Arg| !a.is_global_set() && a.get_id() != "help";
+        if !sub.get_arguments().any(|a| own(&a)) {
+            continue;
+        }
+        let name = format!("corsgate {}", sub.get_name());
+        let man = clap_mangen::Man::new(sub.clone().display_name(name.clone()).bin_name(name.clone()));
+        let mut chunk = Vec::new();
+        man.render_synopsis_section(&mut chunk)?;
+        man.render_options_section(&mut chunk)?;
+        for line in String::from_utf8_lossy(&chunk).lines() {
+            match line {
+                // Each chunk repeats roff's apostrophe preamble, already written once above.
+                l if l.starts_with(".ie \\n(.g") || l.starts_with(".el .ds Aq") => {}
+                ".SH SYNOPSIS" => writeln!(out, ".SS \"{name}\"")?,
+                ".SH OPTIONS" => {}
+                l => writeln!(out, "{l}")?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `corsgate schema`.

@@ -51,6 +51,10 @@ fn manpage_prints_roff_for_corsgate_and_its_subcommands() {
         text.contains("CORSGATE_CONFIG"),
         "the --config env default is documented"
     );
+    assert!(
+        text.contains(".SS \"corsgate explain\"") && text.contains("\\-\\-origin"),
+        "explain's options are on the page"
+    );
     for sub in SUBCOMMANDS {
         assert!(
             text.contains(&format!("corsgate\\-{sub}")),
