@@ -27,7 +27,11 @@ pub fn manpage(out: &mut dyn Write) -> io::Result<()> {
             continue;
         }
         let name = format!("corsgate {}", sub.get_name());
-        let man = clap_mangen::Man::new(sub.clone().display_name(name.clone()).bin_name(name.clone()));
+        let man = clap_mangen::Man::new(
+            sub.clone()
+                .display_name(name.clone())
+                .bin_name(name.clone()),
+        );
         let mut chunk = Vec::new();
         man.render_synopsis_section(&mut chunk)?;
         man.render_options_section(&mut chunk)?;

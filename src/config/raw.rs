@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use super::schema::DurationText;
+use super::schema::{DurationText, NonZeroDurationText};
 
 /// A table entry that may have failed to deserialize; the error is kept instead of aborting the file.
 #[derive(Debug)]
@@ -90,7 +90,7 @@ pub struct RawServer {
     #[schemars(with = "Option<RawTls>")]
     pub tls: Option<Spanned<RawTls>>,
     /// Every new connection must deliver a complete first request head within this.
-    #[schemars(with = "Option<DurationText>", extend("default" = "10s"))]
+    #[schemars(with = "Option<NonZeroDurationText>", extend("default" = "10s"))]
     pub header_read_timeout: Option<Spanned<String>>,
     /// Most client connections open at once on the data listeners.
     #[schemars(with = "Option<i64>", range(min = 1), extend("default" = 10000))]
@@ -141,10 +141,10 @@ pub struct RawUpstream {
     #[schemars(with = "String", regex(pattern = r"^https?://"))]
     pub url: Spanned<String>,
     /// How long opening a connection to the upstream may take (greater than zero).
-    #[schemars(with = "Option<DurationText>", extend("default" = "2s"))]
+    #[schemars(with = "Option<NonZeroDurationText>", extend("default" = "2s"))]
     pub connect_timeout: Option<Spanned<String>>,
     /// How long the upstream may take to send its whole response head (greater than zero).
-    #[schemars(with = "Option<DurationText>", extend("default" = "30s"))]
+    #[schemars(with = "Option<NonZeroDurationText>", extend("default" = "30s"))]
     pub timeout: Option<Spanned<String>>,
     /// PEM CA bundle to verify an https upstream with a private CA, relative to the config file's
     /// directory. Omitted = the public web roots.

@@ -12,9 +12,23 @@ use super::raw::RawConfig;
 /// What [`super::parse_duration`] accepts: a whole number and one of the units ms, s, m, h.
 pub const DURATION_PATTERN: &str = "^[0-9]+(ms|s|m|h)$";
 
+/// [`DURATION_PATTERN`] less the zero durations, which the timeouts reject.
+pub const NONZERO_DURATION_PATTERN: &str = "^[0-9]*[1-9][0-9]*(ms|s|m|h)$";
+
 /// A duration string such as "500ms", "10s", "5m" or "1h" (schema only; the value is parsed by
 /// [`super::parse_duration`]).
 pub struct DurationText;
+
+/// A duration that must be greater than zero (the timeouts).
+pub struct NonZeroDurationText;
+
+fn duration_schema(pattern: &str) -> Schema {
+    json_schema!({
+        "type": "string",
+        "pattern": pattern,
+        "examples": ["500ms", "10s", "5m", "1h"],
+    })
+}
 
 impl JsonSchema for DurationText {
     fn inline_schema() -> bool {
@@ -26,11 +40,21 @@ impl JsonSchema for DurationText {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": DURATION_PATTERN,
-            "examples": ["500ms", "10s", "5m", "1h"],
-        })
+        duration_schema(DURATION_PATTERN)
+    }
+}
+
+impl JsonSchema for NonZeroDurationText {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "NonZeroDuration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        duration_schema(NONZERO_DURATION_PATTERN)
     }
 }
 
@@ -115,6 +139,17 @@ mod tests {
                 super::super::parse_duration(s).is_ok(),
                 "{s:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_nonzero_pattern_accepts_exactly_the_durations_above_zero() {
+        let re = regex::Regex::new(NONZERO_DURATION_PATTERN).expect("valid pattern");
+        for s in [
+            "0s", "000ms", "0h", "1s", "010m", "100ms", "10", "1.0s", "s",
+        ] {
+            let above_zero = super::super::parse_duration(s).is_ok_and(|d| !d.is_zero());
+            assert_eq!(re.is_match(s), above_zero, "{s:?}");
         }
     }
 

@@ -108,7 +108,12 @@ fn every_key_has_a_description_and_durations_a_pattern() {
             keys += 1;
             let description = prop["description"].as_str().unwrap_or("");
             assert!(description.len() > 10, "{table}.{key}: no description");
-            if key.ends_with("timeout") || key == "shutdown_grace" {
+            if key.ends_with("timeout") {
+                assert_eq!(
+                    prop["pattern"], "^[0-9]*[1-9][0-9]*(ms|s|m|h)$",
+                    "{table}.{key}"
+                );
+            } else if key == "shutdown_grace" {
                 assert_eq!(prop["pattern"], "^[0-9]+(ms|s|m|h)$", "{table}.{key}");
             }
         }
