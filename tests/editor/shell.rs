@@ -62,3 +62,43 @@ fn manpage_prints_roff_for_corsgate_and_its_subcommands() {
         );
     }
 }
+
+#[test]
+fn shell_integration_script_installs_every_file_where_shells_and_man_look() {
+    let prefix = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new("bash")
+        .arg(super::repo("deploy/shell-integration.sh"))
+        .arg(env!("CARGO_BIN_EXE_corsgate"))
+        .arg(prefix.path())
+        .status()
+        .expect("run bash");
+    assert!(status.success());
+    for (file, marker) in [
+        ("share/bash-completion/completions/corsgate", "complete"),
+        ("share/zsh/site-functions/_corsgate", "#compdef corsgate"),
+        (
+            "share/fish/vendor_completions.d/corsgate.fish",
+            "complete -c corsgate",
+        ),
+        ("share/corsgate/completions/corsgate.elv", "edit:completion"),
+        (
+            "share/corsgate/completions/corsgate.ps1",
+            "Register-ArgumentCompleter",
+        ),
+        ("share/man/man1/corsgate.1", ".TH corsgate 1"),
+    ] {
+        let text = std::fs::read_to_string(prefix.path().join(file)).expect(file);
+        assert!(text.contains(marker), "{file} lacks {marker:?}");
+    }
+}
+
+#[test]
+fn the_image_build_context_holds_the_script_its_build_stage_runs() {
+    let dockerfile = std::fs::read_to_string(super::repo("Dockerfile")).expect("Dockerfile");
+    let ignore = std::fs::read_to_string(super::repo(".dockerignore")).expect(".dockerignore");
+    assert!(dockerfile.contains("deploy/shell-integration.sh"));
+    assert!(
+        ignore.lines().any(|l| l == "!deploy/shell-integration.sh"),
+        ".dockerignore is an allowlist: the build stage cannot see deploy/shell-integration.sh"
+    );
+}
