@@ -30,7 +30,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_DEBUG=0 \
     cargo build --release --locked --target "$target" \
  && mkdir -p /out \
- && strip --strip-debug -o /out/corsgate "target/$target/release/corsgate"
+ && strip --strip-debug -o /out/corsgate "target/$target/release/corsgate" \
+ && bash deploy/shell-integration.sh /out/corsgate /out
 
 FROM scratch AS runtime
 LABEL org.opencontainers.image.title="corsgate" \
@@ -40,6 +41,9 @@ LABEL org.opencontainers.image.title="corsgate" \
 # cannot rewrite its own policy or binary.
 COPY --from=build --chown=0:0 --chmod=0555 /out/corsgate /usr/local/bin/corsgate
 COPY --chown=0:0 --chmod=0444 deploy/container/corsgate.toml /etc/corsgate/corsgate.toml
+# Shell completions and the man page (deploy/shell-integration.sh), for images built on this one
+# and for copying out: scratch has no shell or man of its own. See docs/editor-and-shell.md.
+COPY --from=build --chown=0:0 /out/share/ /usr/local/share/
 # `corsgate` reads its config from $CORSGATE_CONFIG when no -c is given, so mounting a file or a
 # ConfigMap directory at /etc/corsgate replaces the policy without changing the command.
 ENV CORSGATE_CONFIG=/etc/corsgate/corsgate.toml

@@ -24,7 +24,7 @@ step "hadolint Dockerfile"
 hadolint Dockerfile
 
 step "shellcheck"
-shellcheck deploy/check.sh deploy/container/build-offline.sh .ci/container-prereqs
+shellcheck deploy/check.sh deploy/container/build-offline.sh deploy/shell-integration.sh .ci/container-prereqs
 
 step "corsgate check on the shipped configs"
 "$corsgate" check -c deploy/container/corsgate.toml >/dev/null

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+pub use clap_complete::Shell;
 
 /// A CORS-enforcing reverse proxy: answers preflights, blocks denied cross-origin requests before they
 /// reach the upstream, and rewrites Access-Control-* headers on the way back.
@@ -37,6 +38,16 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Start an echo upstream, the proxy and a demo page on a second origin; print the URLs to open.
     Demo,
+    /// Print the config's JSON Schema (draft 2020-12), for editors such as taplo or Even Better TOML.
+    Schema,
+    /// Print shell completions (bash, zsh, fish, elvish or powershell); see docs/editor-and-shell.md.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff), e.g. `corsgate manpage > corsgate.1`.
+    Manpage,
 }
 
 /// The request `explain` evaluates.

@@ -9,6 +9,7 @@
 //! - [`observe`]: the data path's door to logs and metrics.
 //! - [`server`]: listeners and connections; [`proxy`] (issue 3) the per-request service.
 //! - [`report`]: `check` and `explain` output; [`cli`]: the command line; [`demo`]: `corsgate demo`.
+//! - [`editor`]: `schema`, `completions` and `manpage`, for editors and shells.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod authority;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod editor;
 /// Runtime state swapped on reload: snapshot, upstream clients, metric handles.
 pub mod live;
 pub mod observe;

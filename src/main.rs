@@ -18,6 +18,9 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Schema => corsgate::editor::schema_command(),
+        Command::Completions { shell } => corsgate::editor::completions_command(shell),
+        Command::Manpage => corsgate::editor::manpage_command(),
         Command::Demo => match corsgate::demo::run().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

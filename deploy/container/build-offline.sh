@@ -49,6 +49,8 @@ context="$target_dir/image-context"
 rm -rf "$context"
 mkdir -p "$context/out"
 strip --strip-debug -o "$context/out/corsgate" "$bin"
+# The completions and man page the build stage writes beside it (run here: the binary is native).
+bash "$root/deploy/shell-integration.sh" "$context/out/corsgate" "$context/out"
 
 echo "build-offline: ${engine[*]} build --target runtime -t $tag" >&2
 "${engine[@]}" build "${build_flags[@]}" \

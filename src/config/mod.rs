@@ -1,9 +1,10 @@
 //! The config file: `raw` mirrors the TOML, `compile` validates it into a `Snapshot`, and
-//! `diagnostic` renders every problem as FILE:LINE:COL.
+//! `diagnostic` renders every problem as FILE:LINE:COL; `schema` derives the file's JSON Schema.
 
 mod compile;
 pub mod diagnostic;
 pub mod raw;
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 
