@@ -1,7 +1,7 @@
 //! End-to-end CORS in two real browser engines: every case runs in headless Chromium (driven over
 //! the DevTools protocol) and in headless Firefox ESR (driven over WebDriver BiDi).
 //!
-//! One case table, two engines: each case in `browser/cases.rs` and `browser/demo.rs` is an
+//! One case table, two engines: each case in `browser/{driver,cases,demo}.rs` is an
 //! `async fn(Engine)`, and [`in_both_engines!`] stamps out one `#[tokio::test]` per engine, named
 //! `chromium::CASE` and `firefox::CASE`, so `cargo test --test browser -- --include-ignored firefox`
 //! runs one engine's cases alone. Every test needs its browser and is `#[ignore]`d so that a plain
@@ -16,6 +16,8 @@ mod cases;
 mod cdp;
 #[path = "browser/demo.rs"]
 mod demo;
+#[path = "browser/driver.rs"]
+mod driver;
 #[path = "browser/engine.rs"]
 mod engine;
 #[path = "browser/events.rs"]
@@ -50,8 +52,8 @@ macro_rules! in_both_engines {
 }
 
 in_both_engines!(
-    cases::driver_runs_fetch_in_the_page_and_reports_requests_and_preflights,
-    cases::driver_reports_script_exceptions_and_failed_navigation,
+    driver::driver_runs_fetch_in_the_page_and_reports_requests_and_preflights,
+    driver::driver_reports_script_exceptions_and_failed_navigation,
     cases::simple_get_from_an_allowed_origin_is_readable,
     cases::simple_get_from_a_denied_origin_is_blocked_and_never_reaches_the_upstream,
     cases::headers_only_forwards_a_denied_request_but_the_browser_still_blocks_the_read,

@@ -1,118 +1,11 @@
-//! The browser cases: each is an `async fn(Engine)` that `browser.rs` runs once in Chromium and
-//! once in Firefox. Where the engines legitimately differ, the case asserts each one's documented
-//! behaviour and says so.
+//! The corsgate cases: each is an `async fn(Engine)` that `browser.rs` runs once in Chromium and
+//! once in Firefox, against the real proxy, a recording upstream and two page origins. Where the
+//! engines legitimately differ, the case asserts each one's documented behaviour and says so.
 
-use http::HeaderValue;
 use serde_json::Value;
 
-use crate::engine::{Browser, Engine, Error, Failure, Page};
+use crate::engine::{assert_blocked, Engine, Page, Stopped};
 use crate::gate::{policy, route, World};
-use crate::servers::{probe_page, respond, serve, Req, Resp};
-
-/// A hand-made CORS endpoint (no corsgate): allows the one origin it is given, `X-Probe`, PUT.
-fn hand_made_api(allowed: String) -> impl Fn(Req) -> Resp + Send + Sync + 'static {
-    move |req| {
-        let mut r = respond(200, "application/json", r#"{"hello":"world"}"#);
-        if req.uri.path() == "/no-cors" {
-            return r;
-        }
-        let h = r.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&allowed) {
-            h.insert("access-control-allow-origin", v);
-        }
-        h.insert(
-            "access-control-allow-headers",
-            HeaderValue::from_static("x-probe"),
-        );
-        h.insert(
-            "access-control-allow-methods",
-            HeaderValue::from_static("PUT"),
-        );
-        h.insert("access-control-max-age", HeaderValue::from_static("600"));
-        r
-    }
-}
-
-pub async fn driver_runs_fetch_in_the_page_and_reports_requests_and_preflights(engine: Engine) {
-    let browser = Browser::launch(engine).await.expect("launch browser");
-    let site = probe_page().await.expect("page server");
-    let api = serve(hand_made_api(site.origin()))
-        .await
-        .expect("api server");
-    let page = browser.new_page().await.expect("new page");
-    page.navigate(&format!("{}/", site.origin()))
-        .await
-        .expect("navigate");
-    assert_eq!(page.eval("location.origin").await.unwrap(), site.origin());
-
-    // A simple GET: readable, and the network log shows it.
-    let url = format!("{}/data", api.origin());
-    let mark = page.mark();
-    let got = page.eval(&format!("probe({url:?})")).await.unwrap();
-    assert_eq!(got["ok"], true, "{got}");
-    assert_eq!(got["status"], 200);
-    assert_eq!(got["body"], r#"{"hello":"world"}"#);
-    page.wait_for_request_done(mark, &url).await.unwrap();
-    let sent = page.requests_since(mark);
-    assert!(
-        sent.iter()
-            .any(|r| r.method == "GET" && r.url == url && r.kind == "fetch"),
-        "{sent:?}"
-    );
-    assert!(!sent.iter().any(|r| r.preflight), "{sent:?}");
-
-    // A PUT with a custom header: the driver sees the preflight the server received.
-    let mark = page.mark();
-    let put = format!("probe({url:?}, {{method: 'PUT', headers: {{'X-Probe': '1'}}}})");
-    let got = page.eval(&put).await.unwrap();
-    assert_eq!(got["ok"], true, "{got}");
-    page.wait_for_request_done(mark, &url).await.unwrap();
-    let sent = page.requests_since(mark);
-    let preflights: Vec<_> = sent.iter().filter(|r| r.preflight).collect();
-    assert_eq!(preflights.len(), 1, "{sent:?}");
-    assert_eq!(preflights[0].url, url);
-    let server_saw: Vec<String> = api.hits().iter().map(|h| h.method.clone()).collect();
-    assert_eq!(server_saw, ["GET", "OPTIONS", "PUT"]);
-
-    // A response without CORS headers: fetch rejects and the driver reports the CORS error.
-    let blocked = format!("{}/no-cors", api.origin());
-    let mark = page.mark();
-    let got = page.eval(&format!("probe({blocked:?})")).await.unwrap();
-    assert_eq!(got["ok"], false, "{got}");
-    page.wait_for_request_done(mark, &blocked).await.unwrap();
-    let lacking = "access-control-allow-origin";
-    assert_blocked(
-        &page,
-        mark,
-        &blocked,
-        Stopped::AtResponse { lacking },
-        |e| e == "MissingAllowOriginHeader",
-    )
-    .await;
-}
-
-pub async fn driver_reports_script_exceptions_and_failed_navigation(engine: Engine) {
-    let browser = Browser::launch(engine).await.expect("launch browser");
-    let page = browser.new_page().await.expect("new page");
-    let err = page
-        .eval("(async () => { throw new Error('boom') })()")
-        .await;
-    assert!(
-        matches!(&err, Err(Error::Page(m)) if m.contains("boom")),
-        "{err:?}"
-    );
-    // Bind then drop a listener: nothing listens on that port any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    let nav = page.navigate(&format!("http://127.0.0.1:{port}/")).await;
-    assert!(matches!(&nav, Err(Error::Page(_))), "{nav:?}");
-    let v: Value = page.eval("1 + 1").await.unwrap();
-    assert_eq!(v, 2);
-}
-
-// === corsgate in the browser ===
 
 /// Run `probe(url, init)` in `page` and wait until the network log has the whole exchange.
 async fn probe(page: &Page, url: &str, init: &str) -> (Value, usize) {
@@ -130,66 +23,6 @@ async fn probe(page: &Page, url: &str, init: &str) -> (Value, usize) {
 /// The echo upstream's JSON, as the script read it.
 fn echoed(got: &Value) -> Value {
     serde_json::from_str(got["body"].as_str().unwrap_or_default()).expect("echo JSON")
-}
-
-/// Firefox's `network.fetchError` text for a request CORS failed.
-const FIREFOX_CORS_ERROR: &str = "NS_ERROR_DOM_BAD_URI";
-
-/// Where CORS stopped a request.
-enum Stopped {
-    /// Its preflight failed, so the request itself was never sent.
-    AtPreflight,
-    /// The response came back without the header that would have let script read it.
-    AtResponse {
-        /// That header.
-        lacking: &'static str,
-    },
-}
-
-/// Assert that CORS blocked the request to `url` (sent after `mark`), in each engine's own terms.
-///
-/// - Chromium names the reason in `Network.loadingFailed` (`corsErrorStatus.corsError`); `chromium`
-///   checks it.
-/// - Firefox's BiDi events carry no CORS reason: the console message that has it (e.g.
-///   `CORSMissingAllowOrigin`) is not forwarded by BiDi's `log` module. A failed preflight ends in
-///   `network.fetchError` with `NS_ERROR_DOM_BAD_URI`, for the preflight and for the request. A
-///   response that fails the CORS check is reported as an ordinary `network.responseCompleted` (the
-///   HTTP exchange did complete; the check runs after it), so there the case checks that the
-///   response on the wire lacks the header that would have allowed the read; the rejected
-///   `fetch()` the case saw is the browser's verdict.
-async fn assert_blocked(
-    page: &Page,
-    mark: usize,
-    url: &str,
-    stopped: Stopped,
-    chromium: impl Fn(&str) -> bool,
-) {
-    let failed: Vec<Failure> = page
-        .failures_since(mark)
-        .into_iter()
-        .filter(|f| f.request.url == url)
-        .collect();
-    match (page.engine(), stopped) {
-        (Engine::Chromium, _) => assert!(
-            failed
-                .iter()
-                .any(|f| f.cors_error.as_deref().is_some_and(&chromium)),
-            "no such CORS failure: {failed:?}"
-        ),
-        (Engine::Firefox, Stopped::AtPreflight) => {
-            let cors = |preflight| {
-                failed
-                    .iter()
-                    .any(|f| f.request.preflight == preflight && f.error_text == FIREFOX_CORS_ERROR)
-            };
-            assert!(cors(true) && cors(false), "{failed:?}");
-        }
-        (Engine::Firefox, Stopped::AtResponse { lacking }) => {
-            assert!(failed.is_empty(), "{failed:?}");
-            let wire = page.response_headers(mark, url).await.expect("response");
-            assert!(!wire.iter().any(|(k, _)| k == lacking), "{wire:?}");
-        }
-    }
 }
 
 fn simple_policy(origin: &str) -> String {

@@ -225,3 +225,65 @@ fn from_bidi(r: firefox::page::SeenRequest) -> Request {
         preflight: r.preflight,
     }
 }
+
+// === CORS verdicts ===
+
+/// Firefox's `network.fetchError` text for a request CORS failed.
+const FIREFOX_CORS_ERROR: &str = "NS_ERROR_DOM_BAD_URI";
+
+/// Where CORS stopped a request.
+pub enum Stopped {
+    /// Its preflight failed, so the request itself was never sent.
+    AtPreflight,
+    /// The response came back without the header that would have let script read it.
+    AtResponse {
+        /// That header.
+        lacking: &'static str,
+    },
+}
+
+/// Assert that CORS blocked the request to `url` (sent after `mark`), in each engine's own terms.
+///
+/// - Chromium names the reason in `Network.loadingFailed` (`corsErrorStatus.corsError`); `chromium`
+///   checks it.
+/// - Firefox's BiDi events carry no CORS reason: the console message that has it (e.g.
+///   `CORSMissingAllowOrigin`) is not forwarded by BiDi's `log` module. A failed preflight ends in
+///   `network.fetchError` with `NS_ERROR_DOM_BAD_URI`, for the preflight and for the request. A
+///   response that fails the CORS check is reported as an ordinary `network.responseCompleted` (the
+///   HTTP exchange did complete; the check runs after it), so there the case checks that the
+///   response on the wire lacks the header that would have allowed the read; the rejected
+///   `fetch()` the case saw is the browser's verdict.
+pub async fn assert_blocked(
+    page: &Page,
+    mark: usize,
+    url: &str,
+    stopped: Stopped,
+    chromium: impl Fn(&str) -> bool,
+) {
+    let failed: Vec<Failure> = page
+        .failures_since(mark)
+        .into_iter()
+        .filter(|f| f.request.url == url)
+        .collect();
+    match (page.engine(), stopped) {
+        (Engine::Chromium, _) => assert!(
+            failed
+                .iter()
+                .any(|f| f.cors_error.as_deref().is_some_and(&chromium)),
+            "no such CORS failure: {failed:?}"
+        ),
+        (Engine::Firefox, Stopped::AtPreflight) => {
+            let cors = |preflight| {
+                failed
+                    .iter()
+                    .any(|f| f.request.preflight == preflight && f.error_text == FIREFOX_CORS_ERROR)
+            };
+            assert!(cors(true) && cors(false), "{failed:?}");
+        }
+        (Engine::Firefox, Stopped::AtResponse { lacking }) => {
+            assert!(failed.is_empty(), "{failed:?}");
+            let wire = page.response_headers(mark, url).await.expect("response");
+            assert!(!wire.iter().any(|(k, _)| k == lacking), "{wire:?}");
+        }
+    }
+}

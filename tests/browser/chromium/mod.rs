@@ -30,8 +30,9 @@ use connection::{lock, Connection};
 /// Where Debian installs Chromium; `CORSGATE_CHROMIUM` overrides it.
 pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 
-/// How long Chromium may take to print its DevTools endpoint.
-const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long Chromium may take to print its DevTools endpoint (generous: on a loaded two-core CI box
+/// with both engines' suites running, 30 s was seen to run out).
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What went wrong driving the browser.
 #[derive(Debug, thiserror::Error)]
@@ -141,9 +142,10 @@ impl Browser {
                 )))
             }
             Err(_) => {
-                return Err(CdpError::Timeout(
-                    "waiting for `DevTools listening on`".into(),
-                ))
+                return Err(CdpError::Timeout(format!(
+                    "waiting for `DevTools listening on`; stderr:\n{}",
+                    browser.stderr_tail()
+                )))
             }
         };
         browser.conn = Some(Arc::new(Connection::connect(&ws_url).await?));
