@@ -1,7 +1,8 @@
 //! One browser-case table, two engines: `Engine::{Chromium, Firefox}` and an engine-neutral
 //! `Browser`/`Page` over the two drivers (Chromium over CDP, Firefox over WebDriver BiDi), so every
 //! case in `browser.rs` runs unchanged in both. Network records come back in one shape; where the
-//! engines report different things (CORS failure reasons), both are kept and the case decides.
+//! engines report different things (CORS failure reasons), both are kept, and [`assert_blocked`]
+//! checks a CORS block in each engine's own terms.
 
 use serde_json::Value;
 
