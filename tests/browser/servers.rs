@@ -1,5 +1,7 @@
 //! Tiny real HTTP servers for the browser tests (hyper on 127.0.0.1:0): static pages, a recording
 //! echo upstream with `/status/NNN`, and a WebSocket echo endpoint.
+// Not every case reads every recorded field.
+#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use super::cdp::lock;
+use crate::events::lock;
 
 /// The response type every handler returns.
 pub type Resp = Response<Full<Bytes>>;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::cdp::{Connection, Event, EventLog};
+use super::connection::{Connection, Event, EventLog};
 use super::CdpError;
 
 /// How long a navigation or a script may run.
@@ -137,7 +137,7 @@ impl Page {
         what: &str,
         pred: impl Fn(&Event) -> bool,
     ) -> Result<Event, CdpError> {
-        self.log.wait_for(mark, PAGE_TIMEOUT, what, pred).await
+        Ok(self.log.wait_for(mark, PAGE_TIMEOUT, what, pred).await?)
     }
 
     /// Wait until the network stack reports the request for `url` (sent after `mark`) finished or

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
+
+pub use crate::events::{lock, Event, EventLog};
 
 use super::CdpError;
 
@@ -20,67 +22,6 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 type Reply = Result<Value, CdpError>;
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 type Sinks = Arc<Mutex<HashMap<String, Arc<EventLog>>>>;
-
-/// One protocol event.
-#[derive(Clone, Debug)]
-pub struct Event {
-    /// e.g. `Network.requestWillBeSent`.
-    pub method: String,
-    /// The event's parameters.
-    pub params: Value,
-}
-
-/// Every event of one session, in arrival order, with a wake-up for waiters.
-#[derive(Debug, Default)]
-pub struct EventLog {
-    events: Mutex<Vec<Event>>,
-    notify: Notify,
-}
-
-impl EventLog {
-    fn push(&self, e: Event) {
-        lock(&self.events).push(e);
-        self.notify.notify_waiters();
-    }
-
-    /// How many events have arrived so far (a mark for `wait_for`).
-    pub fn len(&self) -> usize {
-        lock(&self.events).len()
-    }
-
-    /// A copy of every event so far.
-    pub fn snapshot(&self) -> Vec<Event> {
-        lock(&self.events).clone()
-    }
-
-    /// Wait until an event at index `from` or later satisfies `pred`, and return it.
-    pub async fn wait_for(
-        &self,
-        from: usize,
-        timeout: Duration,
-        what: &str,
-        pred: impl Fn(&Event) -> bool,
-    ) -> Result<Event, CdpError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            // Register interest before looking, so an event pushed in between still wakes us.
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(e) = lock(&self.events).iter().skip(from).find(|e| pred(e)) {
-                return Ok(e.clone());
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(CdpError::Timeout(format!("waiting for {what}")));
-            }
-        }
-    }
-}
-
-/// Lock a mutex even if a panicking test thread poisoned it: the data is plain event records.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// A live websocket to the browser endpoint.
 pub struct Connection {

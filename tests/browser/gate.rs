@@ -12,6 +12,9 @@ use tokio::task::JoinHandle;
 use corsgate::live::{Live, Shared};
 use corsgate::observe::Observer;
 
+use crate::engine::{Browser, Engine, Page};
+use crate::servers::Server;
+
 /// A running proxy; stopped when dropped.
 pub struct Gate {
     /// Where it listens.
@@ -77,33 +80,34 @@ pub fn config(upstream: SocketAddr, policies_and_routes: &str) -> String {
 }
 
 /// Everything one browser test needs: an echo upstream, the proxy in front of it, the probe page on
-/// an origin the policy allows and on one it does not, and a fresh Chromium.
+/// an origin the policy allows and on one it does not, and a fresh browser of one engine.
 pub struct World {
-    /// Headless Chromium.
-    pub browser: crate::chromium::Browser,
+    /// Headless Chromium or Firefox.
+    pub browser: Browser,
     /// The recording echo upstream.
-    pub upstream: crate::chromium::http::Server,
+    pub upstream: Server,
     /// corsgate.
     pub gate: Gate,
     /// The probe page on the allowed origin.
-    pub allowed: crate::chromium::http::Server,
+    pub allowed: Server,
     /// The probe page on a denied origin.
-    pub denied: crate::chromium::http::Server,
+    pub denied: Server,
 }
 
 impl World {
     /// Start everything; `policies_and_routes` gets the allowed page's origin and returns the
     /// `[policies.*]` and `[[routes]]` part of the config (the upstream is called `echo`).
-    pub async fn start(policies_and_routes: impl FnOnce(&str) -> String) -> World {
-        use crate::chromium::http::{echo, probe_page, serve};
+    pub async fn start(engine: Engine, policies_and_routes: impl FnOnce(&str) -> String) -> World {
+        use crate::servers::{echo, probe_page, serve};
         let upstream = serve(echo).await.expect("echo upstream");
         let allowed = probe_page().await.expect("allowed page server");
         let denied = probe_page().await.expect("denied page server");
         let toml = config(upstream.addr, &policies_and_routes(&allowed.origin()));
         let gate = Gate::start(&toml).await;
-        let browser = crate::chromium::Browser::launch()
-            .await
-            .expect("launch chromium");
+        let browser = match Browser::launch(engine).await {
+            Ok(b) => b,
+            Err(e) => panic!("launch {engine:?}: {e}"),
+        };
         World {
             browser,
             upstream,
@@ -114,7 +118,7 @@ impl World {
     }
 
     /// A new tab showing the probe page served by `site`.
-    pub async fn open(&self, site: &crate::chromium::http::Server) -> crate::chromium::Page {
+    pub async fn open(&self, site: &Server) -> Page {
         let page = self.browser.new_page().await.expect("new tab");
         page.navigate(&format!("{}/", site.origin()))
             .await
@@ -122,9 +126,15 @@ impl World {
         page
     }
 
-    /// A URL on the proxy.
+    /// A URL on the proxy, by IP literal (`http://127.0.0.1:PORT/...`).
     pub fn api(&self, path: &str) -> String {
         format!("{}{path}", self.gate.origin())
+    }
+
+    /// A URL on the proxy, by name (`http://localhost:PORT/...`). Firefox keeps cached preflights
+    /// only for requests to a host name, not to an IP literal, so preflight-cache cases use this.
+    pub fn api_by_name(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.gate.addr.port())
     }
 }
 

@@ -1,8 +1,5 @@
 //! `corsgate demo`, end to end: run the real binary, read the URLs it prints, and click through its
-//! page in headless Chromium from the allowed origin and from the denied one.
-
-#[path = "chromium/mod.rs"]
-mod chromium;
+//! page in a headless browser (each engine in turn) from the allowed origin and from the denied one.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitStatus, Stdio};
@@ -10,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chromium::{Browser, Page};
+use crate::engine::{Browser, Engine, Page};
 use serde_json::Value;
 
 /// The scenarios on the page, and whether each works from the allowed origin.
@@ -138,11 +135,11 @@ fn first_decision(result: &Value) -> &Value {
     &result["steps"][0]["explain"][0]["answer"]
 }
 
-#[tokio::test]
-#[ignore = "needs chromium: /usr/bin/chromium (run with --include-ignored)"]
-async fn demo_scenarios_work_from_the_allowed_origin_and_are_blocked_from_the_denied_one() {
+pub async fn demo_scenarios_work_from_the_allowed_origin_and_are_blocked_from_the_denied_one(
+    engine: Engine,
+) {
     let demo = DemoProcess::start().await;
-    let browser = Browser::launch().await.expect("launch chromium");
+    let browser = Browser::launch(engine).await.expect("launch browser");
 
     let page = browser.new_page().await.expect("tab");
     let mark = page.mark();
