@@ -31,6 +31,7 @@ pub mod report;
 pub mod routes;
 pub mod server;
 pub mod snapshot;
+pub mod target;
 /// Tracing subscriber setup, the metric registry, and log rate limits behind [`observe`].
 pub mod telemetry;
 pub mod tls;

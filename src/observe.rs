@@ -13,12 +13,10 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::counter::Counter;
 use tracing::Level;
 
-use crate::policy::DenialReason;
+use crate::policy::{DenialReason, Outcome};
 use crate::snapshot::Snapshot;
 use crate::telemetry::events::{self, Names};
-use crate::telemetry::metrics::{
-    kind_index, outcome_index, reason_index, Metrics, RouteSeries, UNMATCHED,
-};
+use crate::telemetry::metrics::{Metrics, RouteSeries, UNMATCHED};
 use crate::telemetry::{Admit, LogLimiter, DENIAL_TARGET, MISMATCH_TARGET, UPSTREAM_TARGET};
 
 /// Denial (and mismatch, and upstream-error) log lines per second per route or upstream, before
@@ -39,9 +37,8 @@ pub struct AccessRecord<'a> {
     pub origin: Option<&'a str>,
     /// Index of the matched route in the snapshot, `None` for no route.
     pub route: Option<usize>,
-    /// Decision kind: not-cors, same-origin, preflight-allowed, preflight-denied, allowed, denied,
-    /// no-route.
-    pub decision: &'static str,
+    /// What became of the request (the access log's `decision`, the `outcome` label).
+    pub outcome: Outcome,
     /// For denials: the reason and the offending value.
     pub denial: Option<(DenialReason, &'a str)>,
     /// The enforcement mode that applied (`block`, `headers-only`, `report-only`).
@@ -72,6 +69,19 @@ pub enum UpstreamErrorKind {
 }
 
 impl UpstreamErrorKind {
+    /// Every kind, in discriminant order (the per-upstream counter arrays).
+    pub const ALL: [UpstreamErrorKind; 4] = [
+        UpstreamErrorKind::Connect,
+        UpstreamErrorKind::Timeout,
+        UpstreamErrorKind::Reset,
+        UpstreamErrorKind::Tls,
+    ];
+
+    /// Position in [`UpstreamErrorKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -238,11 +248,9 @@ impl Observer {
             .and_then(|i| handles.routes.get(i))
             .or(handles.unmatched.as_ref());
         if let Some(entry) = entry {
-            if let Some(i) = outcome_index(rec.decision) {
-                entry.series.outcomes[i].inc();
-            }
+            entry.series.outcomes[rec.outcome.index()].inc();
             if let Some((reason, _)) = rec.denial {
-                entry.series.denials[reason_index(reason)].inc();
+                entry.series.denials[reason.index()].inc();
             }
             entry.series.duration.observe(rec.total);
         }
@@ -280,7 +288,7 @@ impl Observer {
         let Some(entry) = handles.upstreams.get(upstream) else {
             return;
         };
-        entry.errors[kind_index(kind)].inc();
+        entry.errors[kind.index()].inc();
         if !tracing::enabled!(target: UPSTREAM_TARGET, Level::WARN) {
             return;
         }

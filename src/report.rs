@@ -213,9 +213,14 @@ impl ExplainRequest {
 /// The status the proxy itself answers with (`None` = forwarded to the upstream). The proxy's own
 /// plan decides it, so `explain` cannot drift from what `run` does.
 pub fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
-    use crate::policy::{plan, Plan};
-    match plan(&eval.decision, eval.policy) {
-        Plan::NoRoute => Some(StatusCode::NOT_FOUND),
+    use crate::policy::Plan;
+    let Some(routed) = eval.routed() else {
+        return Some(match eval {
+            Evaluation::Rejected(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::NOT_FOUND,
+        });
+    };
+    match routed.plan() {
         Plan::Preflight(status) => Some(status),
         Plan::Deny(_) => Some(StatusCode::FORBIDDEN),
         Plan::Forward(_) => None,
@@ -224,11 +229,11 @@ pub fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
 
 /// The headers corsgate adds to the response (report-only adds none).
 pub fn response_headers(eval: &Evaluation<'_>) -> HeaderMap {
-    use crate::policy::plan;
     let mut h = HeaderMap::new();
     // The proxy's own plan and header writer, applied to an empty response.
-    let plan = plan(&eval.decision, eval.policy);
-    crate::policy::write_cors_headers(plan, &eval.decision, &mut h);
+    if let Some(routed) = eval.routed() {
+        crate::policy::write_cors_headers(routed.plan(), &routed.decision, &mut h);
+    }
     h
 }
 
@@ -246,18 +251,24 @@ pub fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
         OriginRule::Pattern(p) => format!("{origin} matches the pattern {p}"),
         OriginRule::Regex(r) => format!("{origin} matches the regex {r}"),
     };
-    let mut s = match &eval.decision {
+    let routed = match eval {
+        Evaluation::Rejected(r) => return format!("refused before evaluation: {r:?}"),
+        Evaluation::NoRoute => {
+            return format!(
+                "no route matches host {} and path {}",
+                view.host.map_or("(none)", |a| a.as_str()),
+                view.path
+            )
+        }
+        Evaluation::Routed(routed) => routed,
+    };
+    let mut s = match &routed.decision {
         Decision::NotCors { .. } => {
             "no Origin header: not a CORS request, forwarded untouched".to_owned()
         }
         Decision::SameOrigin { .. } => {
             format!("{origin} is the request's own origin: forwarded untouched")
         }
-        Decision::NoRoute => format!(
-            "no route matches host {} and path {}",
-            view.host.map_or("(none)", |a| a.as_str()),
-            view.path
-        ),
         Decision::PreflightAllowed { rule: r, .. } => {
             let method = view
                 .request_method()
@@ -273,11 +284,9 @@ pub fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
         }
         Decision::PreflightDenied(d) | Decision::Denied(d) => format!("{}: {}", d.reason, d.detail),
     };
-    if let Some(p) = eval
-        .policy
-        .filter(|p| p.enforcement() != Enforcement::Block)
-    {
-        let _ = write!(s, " ({} mode)", p.enforcement().as_str());
+    let mode = routed.policy.enforcement();
+    if mode != Enforcement::Block {
+        let _ = write!(s, " ({} mode)", mode.as_str());
     }
     s
 }
@@ -295,9 +304,9 @@ pub fn explain_json(eval: &Evaluation<'_>, view: &RequestView<'_>) -> Value {
         headers.insert(name.as_str().to_owned(), Value::String(values.join(", ")));
     }
     json!({
-        "decision": eval.decision.kind(),
-        "route": eval.route.map(|r| r.name.as_str()),
-        "policy": eval.policy.map(|p| p.name()),
+        "decision": eval.outcome().as_str(),
+        "route": eval.routed().map(|r| r.route.name.as_str()),
+        "policy": eval.routed().map(|r| r.policy.name()),
         "reason": reason(eval, view),
         "status": local_status(eval).map(|s| s.as_u16()),
         "headers": headers,
@@ -307,8 +316,8 @@ pub fn explain_json(eval: &Evaluation<'_>, view: &RequestView<'_>) -> Value {
 /// The human-readable `explain` output.
 pub fn explain_text(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "decision: {}", eval.decision.kind());
-    match eval.route {
+    let _ = writeln!(out, "decision: {}", eval.outcome().as_str());
+    match eval.routed().map(|r| r.route) {
         Some(r) => {
             let host = r.host.as_ref().map_or("*".to_owned(), ToString::to_string);
             let _ = writeln!(
@@ -321,7 +330,7 @@ pub fn explain_text(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
             let _ = writeln!(out, "route:    (none)");
         }
     }
-    if let Some(p) = eval.policy {
+    if let Some(p) = eval.routed().map(|r| r.policy) {
         let _ = writeln!(
             out,
             "policy:   {} (enforcement {})",

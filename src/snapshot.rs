@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::policy::{decide, Decision, Policy, RequestView};
+use crate::policy::{decide, plan, Decision, Outcome, Plan, Policy, RequestView};
 use crate::routes::{Route, RouteTable};
+use crate::target::Rejection;
 
 /// The compiled form of one config file.
 #[derive(Debug)]
@@ -31,13 +32,51 @@ pub struct Snapshot {
 
 /// The result of evaluating one request against a snapshot.
 #[derive(Debug)]
-pub struct Evaluation<'a> {
-    /// The route that matched, if any.
-    pub route: Option<&'a Route>,
+pub enum Evaluation<'a> {
+    /// Refused before evaluation: no valid target or authority (the proxy builds this; `evaluate`
+    /// never does).
+    Rejected(Rejection),
+    /// No route matches the host and path.
+    NoRoute,
+    /// A route matched and its policy decided.
+    Routed(Routed<'a>),
+}
+
+/// A request that matched a route: the route, its policy and the policy's decision.
+#[derive(Debug)]
+pub struct Routed<'a> {
+    /// The route that matched.
+    pub route: &'a Route,
     /// The route's policy.
-    pub policy: Option<&'a Policy>,
-    /// What to do with the request.
+    pub policy: &'a Policy,
+    /// What the policy decided.
     pub decision: Decision<'a>,
+}
+
+impl Evaluation<'_> {
+    /// What became of the request.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Evaluation::Rejected(_) => Outcome::Rejected,
+            Evaluation::NoRoute => Outcome::NoRoute,
+            Evaluation::Routed(r) => r.decision.outcome(),
+        }
+    }
+
+    /// The routed part, when a route matched.
+    pub fn routed(&self) -> Option<&Routed<'_>> {
+        match self {
+            Evaluation::Routed(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl Routed<'_> {
+    /// What the proxy does with the request: the policy core's plan for this decision.
+    pub fn plan(&self) -> Plan {
+        plan(&self.decision, self.policy)
+    }
 }
 
 impl Snapshot {
@@ -45,18 +84,14 @@ impl Snapshot {
     /// and the tests all call.
     pub fn evaluate<'a>(&'a self, req: &RequestView<'a>) -> Evaluation<'a> {
         let Some(route) = self.routes.find(req.host, req.path) else {
-            return Evaluation {
-                route: None,
-                policy: None,
-                decision: Decision::NoRoute,
-            };
+            return Evaluation::NoRoute;
         };
         let policy = &self.policies[route.policy];
-        Evaluation {
-            route: Some(route),
-            policy: Some(policy),
+        Evaluation::Routed(Routed {
+            route,
+            policy,
             decision: decide(policy, &route.own_origins, req),
-        }
+        })
     }
 
     /// The upstream a route forwards to.

@@ -91,10 +91,13 @@ fn send(
         headers: &headers,
     };
     let eval = snap.evaluate(&view);
-    let kind = eval.decision.kind();
-    let index = eval
-        .route
-        .map(|r| snap.routes.iter().position(|x| std::ptr::eq(x, r)).unwrap());
+    let kind = eval.outcome().as_str();
+    let index = eval.routed().map(|r| {
+        snap.routes
+            .iter()
+            .position(|x| std::ptr::eq(x, r.route))
+            .unwrap()
+    });
     let local = matches!(
         kind,
         "preflight-denied" | "denied" | "preflight-allowed" | "no-route"
@@ -105,9 +108,12 @@ fn send(
         path,
         origin,
         route: index,
-        decision: kind,
-        denial: eval.decision.denial().map(|d| (d.reason, d.detail)),
-        enforcement: eval.policy.map(|p| p.enforcement().as_str()),
+        outcome: eval.outcome(),
+        denial: eval
+            .routed()
+            .and_then(|r| r.decision.denial())
+            .map(|d| (d.reason, d.detail)),
+        enforcement: eval.routed().map(|r| r.policy.enforcement().as_str()),
         status: match kind {
             "preflight-denied" | "denied" => 403,
             "preflight-allowed" => 204,

@@ -48,7 +48,7 @@ fn decision(s: &Snapshot, origin: &str) -> Option<&'static str> {
         path: "/",
         headers: &headers,
     };
-    Some(s.evaluate(&view).decision.kind())
+    Some(s.evaluate(&view).outcome().as_str())
 }
 
 /// Mutations an attacker would try on an allowed origin, none of which is the same origin.

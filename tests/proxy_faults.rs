@@ -457,4 +457,15 @@ async fn userinfo_in_the_authority_is_refused_in_every_form() {
         Err(e) => eprintln!("h2 refused the request itself: {e}"),
     }
     assert_eq!(up.hits(), 0);
+    // Refused before evaluation: their own outcome, never "no-route".
+    let rejected = gate.metric(
+        "corsgate_requests_total",
+        &[("route", "unmatched"), ("outcome", "rejected")],
+    );
+    assert!(rejected >= Some(2.0), "{rejected:?}");
+    let no_route = gate.metric(
+        "corsgate_requests_total",
+        &[("route", "unmatched"), ("outcome", "no-route")],
+    );
+    assert_eq!(no_route, Some(0.0));
 }

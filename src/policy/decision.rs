@@ -42,21 +42,18 @@ pub enum Decision<'a> {
     },
     /// An actual cross-origin request that the policy does not allow.
     Denied(Denial<'a>),
-    /// No route matches the request's host and path.
-    NoRoute,
 }
 
 impl Decision<'_> {
-    /// The stable name used in `explain --json`, logs and the `outcome` metric label.
-    pub fn kind(&self) -> &'static str {
+    /// What became of the request, as logs, metrics and `explain --json` name it.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Decision::NotCors { .. } => "not-cors",
-            Decision::SameOrigin { .. } => "same-origin",
-            Decision::PreflightAllowed { .. } => "preflight-allowed",
-            Decision::PreflightDenied(_) => "preflight-denied",
-            Decision::Allowed { .. } => "allowed",
-            Decision::Denied(_) => "denied",
-            Decision::NoRoute => "no-route",
+            Decision::NotCors { .. } => Outcome::NotCors,
+            Decision::SameOrigin { .. } => Outcome::SameOrigin,
+            Decision::PreflightAllowed { .. } => Outcome::PreflightAllowed,
+            Decision::PreflightDenied(_) => Outcome::PreflightDenied,
+            Decision::Allowed { .. } => Outcome::Allowed,
+            Decision::Denied(_) => Outcome::Denied,
         }
     }
 
@@ -66,6 +63,63 @@ impl Decision<'_> {
             Decision::PreflightDenied(d) | Decision::Denied(d) => Some(d),
             _ => None,
         }
+    }
+}
+
+/// What became of one request: the `outcome` label of `corsgate_requests_total`, the access log's
+/// `decision` field and `explain --json`'s `decision`. The discriminant indexes the per-route
+/// counters, so recording one is an array access, never a string comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// No `Origin`: forwarded.
+    NotCors,
+    /// Same-origin: forwarded.
+    SameOrigin,
+    /// A preflight answered by the proxy.
+    PreflightAllowed,
+    /// A preflight refused by the proxy.
+    PreflightDenied,
+    /// An allowed cross-origin request: forwarded with CORS headers.
+    Allowed,
+    /// A cross-origin request the policy refuses.
+    Denied,
+    /// No route matches the host and path: 404.
+    NoRoute,
+    /// Refused before evaluation, as no valid request for a route (CONNECT, a target that is not a
+    /// path, no or several or an invalid `Host`): 400 or 405.
+    Rejected,
+}
+
+impl Outcome {
+    /// Every outcome, in discriminant order.
+    pub const ALL: [Outcome; 8] = [
+        Outcome::NotCors,
+        Outcome::SameOrigin,
+        Outcome::PreflightAllowed,
+        Outcome::PreflightDenied,
+        Outcome::Allowed,
+        Outcome::Denied,
+        Outcome::NoRoute,
+        Outcome::Rejected,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::NotCors => "not-cors",
+            Outcome::SameOrigin => "same-origin",
+            Outcome::PreflightAllowed => "preflight-allowed",
+            Outcome::PreflightDenied => "preflight-denied",
+            Outcome::Allowed => "allowed",
+            Outcome::Denied => "denied",
+            Outcome::NoRoute => "no-route",
+            Outcome::Rejected => "rejected",
+        }
+    }
+
+    /// Position in [`Outcome::ALL`] (and in the per-route counter arrays).
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -124,6 +178,11 @@ impl DenialReason {
         DenialReason::WebsocketOrigin,
     ];
 
+    /// Position in [`DenialReason::ALL`] (and in the per-route counter arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The metric label and log value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -141,5 +200,20 @@ impl DenialReason {
 impl std::fmt::Display for DenialReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_follow_the_all_arrays() {
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(o.index(), i, "{}", o.as_str());
+        }
+        for (i, r) in DenialReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r}");
+        }
     }
 }

@@ -10,7 +10,7 @@ mod plan;
 mod request;
 mod response;
 
-pub use decision::{Decision, Denial, DenialReason, OriginRule};
+pub use decision::{Decision, Denial, DenialReason, OriginRule, Outcome};
 pub use origin::{AllowedOrigins, Origin, OriginError, OriginPattern, PortMatch, RequestOrigin};
 pub use plan::{mismatch, plan, Cors, Plan};
 pub(crate) use request::is_tchar;

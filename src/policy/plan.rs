@@ -11,8 +11,6 @@ use super::{AllowOrigin, Decision, DenialReason, Enforcement, Policy};
 /// What to do with one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// No route: 404.
-    NoRoute,
     /// An allowed preflight, answered locally with this status and the decision's headers.
     Preflight(StatusCode),
     /// 403 with no `Access-Control-*` header; the upstream is never contacted.
@@ -34,25 +32,18 @@ pub enum Cors {
     Report,
 }
 
-/// Map a decision and its route's policy (`None` when no route matched) to a plan.
+/// Map a decision and its route's policy to a plan.
 ///
 /// A denied WebSocket handshake is answered 403 in headers-only mode too (see below), and so is a
 /// denied preflight: forwarding it would let the
 /// upstream's own CORS answer through, and a preflight answer without `Access-Control-*` headers is
 /// exactly what "headers only" means for a preflight.
-pub fn plan(decision: &Decision<'_>, policy: Option<&Policy>) -> Plan {
-    let Some(policy) = policy else {
-        return Plan::NoRoute;
-    };
+pub fn plan(decision: &Decision<'_>, policy: &Policy) -> Plan {
     let mode = policy.enforcement();
     if mode == Enforcement::ReportOnly {
-        return match decision {
-            Decision::NoRoute => Plan::NoRoute,
-            _ => Plan::Forward(Cors::Report),
-        };
+        return Plan::Forward(Cors::Report);
     }
     match decision {
-        Decision::NoRoute => Plan::NoRoute,
         Decision::NotCors { .. } | Decision::SameOrigin { .. } => Plan::Forward(Cors::Keep),
         Decision::PreflightAllowed { .. } => Plan::Preflight(policy.preflight_status()),
         Decision::PreflightDenied(d) => Plan::Deny(d.reason),
@@ -81,7 +72,7 @@ pub fn mismatch(decision: &Decision<'_>, upstream: &HeaderMap) -> Option<String>
             AllowOrigin::Echo => origin.as_bytes(),
         }),
         Decision::Denied(_) | Decision::PreflightDenied(_) => None,
-        Decision::NotCors { .. } | Decision::SameOrigin { .. } | Decision::NoRoute => return None,
+        Decision::NotCors { .. } | Decision::SameOrigin { .. } => return None,
     };
     let mut theirs = upstream.get_all(ACCESS_CONTROL_ALLOW_ORIGIN).iter();
     let (first, second) = (theirs.next(), theirs.next());
@@ -158,7 +149,7 @@ mod tests {
             path: "/",
             headers: h,
         };
-        plan(&decide(&p, &[], &view), Some(&p))
+        plan(&decide(&p, &[], &view), &p)
     }
 
     #[test]

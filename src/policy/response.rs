@@ -15,7 +15,6 @@ pub fn write_cors_headers(plan: Plan, decision: &Decision<'_>, headers: &mut Hea
         Plan::Preflight(_) => decision.apply(headers),
         Plan::Deny(_) => deny_headers(headers),
         Plan::Forward(cors) => cors.finish(decision, headers),
-        Plan::NoRoute => {}
     }
 }
 

@@ -88,8 +88,11 @@ fn decide_kind(s: &Snapshot, r: &Req) -> (&'static str, Option<DenialReason>, He
     let view = r.view();
     let e = s.evaluate(&view);
     let mut h = HeaderMap::new();
-    e.decision.apply(&mut h);
-    (e.decision.kind(), e.decision.denial().map(|d| d.reason), h)
+    let denial = e.routed().and_then(|r| {
+        r.decision.apply(&mut h);
+        r.decision.denial().map(|d| d.reason)
+    });
+    (e.outcome().as_str(), denial, h)
 }
 
 #[test]

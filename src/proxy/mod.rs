@@ -21,17 +21,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use crate::authority::Authority;
 use crate::live::{Live, Shared};
 use crate::observe::Observer;
-use crate::policy::{Cors, Plan};
+use crate::policy::{write_cors_headers, Cors, Plan};
 use crate::policy::{Decision, RequestView, Scheme};
 use crate::routes::Route;
 use crate::server::Activity;
+use crate::snapshot::Evaluation;
+use crate::target;
 use forward::{ForwardError, Hop};
 use record::Record;
 
@@ -98,18 +99,8 @@ impl Proxy {
         let observer = &self.conn.observer;
         // From here on the request's path is its normalised form: routed on, logged and forwarded
         // alike, so the upstream can never read it as a path that another route governs.
-        if let Err(reject) = normalize_target(&mut parts) {
-            let rec = Record::new(&parts, None, start);
-            return rec.finish(observer, &live, &Decision::NoRoute, None, reject.response());
-        }
-        let host = match check_request(&parts) {
-            Ok(host) => host,
-            Err(reject) => {
-                let rec = Record::new(&parts, None, start);
-                let res = reject.response();
-                return rec.finish(observer, &live, &Decision::NoRoute, None, res);
-            }
-        };
+        let admitted = target::normalize(&mut parts).and_then(|()| target::authority(&parts));
+        let host = admitted.ok().flatten();
         let view = RequestView {
             method: &parts.method,
             scheme: self.conn.scheme,
@@ -117,34 +108,54 @@ impl Proxy {
             path: parts.uri.path(),
             headers: &parts.headers,
         };
-        let eval = live.snapshot.evaluate(&view);
-        let mut rec = Record::new(&parts, host.map(|a| a.as_str()), start);
-        rec.route = eval.route.map(|r| r.index);
-        let mode = eval.policy.map(|p| p.enforcement());
-        let decision = &eval.decision;
-        let plan = crate::policy::plan(decision, eval.policy);
-        let res = match (plan, eval.route) {
-            _ if record::header_bytes(&parts.headers) > MAX_REQUEST_HEADER_BYTES => {
-                let mut res = respond::headers_too_large();
-                if let Plan::Forward(cors) = plan {
-                    cors.finish(decision, res.headers_mut());
-                }
-                res
-            }
-            (Plan::Forward(cors), Some(route)) => {
-                let fwd = Forwarding {
-                    live: &live,
-                    parts: &parts,
-                    route,
-                    decision,
-                    cors,
-                    host: host.map(|a| a.as_str()),
-                };
-                self.forward(fwd, body, on_upgrade, &mut rec).await
-            }
-            (plan, _) => answer_locally(plan, decision),
+        let eval = match admitted {
+            Err(rejection) => Evaluation::Rejected(rejection),
+            Ok(_) => live.snapshot.evaluate(&view),
         };
-        rec.finish(observer, &live, decision, mode, res)
+        let mut rec = Record::new(&parts, host.map(|a| a.as_str()), start);
+        let too_large = || record::header_bytes(&parts.headers) > MAX_REQUEST_HEADER_BYTES;
+        let res = match &eval {
+            Evaluation::Rejected(rejection) => respond::rejected(*rejection),
+            Evaluation::NoRoute if too_large() => respond::headers_too_large(),
+            Evaluation::NoRoute => respond::no_route(),
+            Evaluation::Routed(routed) => {
+                rec.route = Some(routed.route.index);
+                let plan = routed.plan();
+                let decision = &routed.decision;
+                match plan {
+                    // A page can read the 431 when its origin is allowed.
+                    _ if too_large() => {
+                        let mut res = respond::headers_too_large();
+                        if let Plan::Forward(cors) = plan {
+                            cors.finish(decision, res.headers_mut());
+                        }
+                        res
+                    }
+                    Plan::Forward(cors) => {
+                        let fwd = Forwarding {
+                            live: &live,
+                            parts: &parts,
+                            route: routed.route,
+                            decision,
+                            cors,
+                            host: host.map(|a| a.as_str()),
+                        };
+                        self.forward(fwd, body, on_upgrade, &mut rec).await
+                    }
+                    Plan::Preflight(status) => {
+                        let mut res = respond::preflight(status);
+                        write_cors_headers(plan, decision, res.headers_mut());
+                        res
+                    }
+                    Plan::Deny(reason) => {
+                        let mut res = respond::denied(reason);
+                        write_cors_headers(plan, decision, res.headers_mut());
+                        res
+                    }
+                }
+            }
+        };
+        rec.finish(observer, &live, &eval, res)
     }
 
     /// Forward to the route's upstream and fix up its response; upstream faults become 502/504.
@@ -242,102 +253,6 @@ struct Forwarding<'a> {
     decision: &'a Decision<'a>,
     cors: Cors,
     host: Option<&'a str>,
-}
-
-/// The answers that never reach the upstream: preflights, denials, no route.
-fn answer_locally(plan: Plan, decision: &Decision<'_>) -> Response<ProxyBody> {
-    match plan {
-        Plan::Preflight(status) => {
-            let mut res = respond::preflight(status);
-            crate::policy::write_cors_headers(plan, decision, res.headers_mut());
-            res
-        }
-        Plan::Deny(reason) => {
-            let mut res = respond::denied(reason);
-            crate::policy::write_cors_headers(plan, decision, res.headers_mut());
-            res
-        }
-        // `Forward` reaches here only without a route, which `plan` never produces.
-        Plan::NoRoute | Plan::Forward(_) => respond::no_route(),
-    }
-}
-
-/// Why a request is answered before it is evaluated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reject {
-    Connect,
-    Target,
-    MissingHost,
-    InvalidHost,
-    SeveralHosts,
-}
-
-impl Reject {
-    fn response(self) -> Response<ProxyBody> {
-        match self {
-            Reject::Connect => respond::connect_not_supported(),
-            Reject::Target => respond::bad_request("unsupported request target\n"),
-            Reject::MissingHost => respond::bad_request("missing Host header\n"),
-            Reject::InvalidHost => respond::bad_request("invalid Host header\n"),
-            Reject::SeveralHosts => respond::bad_request("several Host headers\n"),
-        }
-    }
-}
-
-/// Replace the target's path with its normalised form (a no-op, without allocating, for a path that
-/// is already normal). The query is kept byte for byte.
-fn normalize_target(parts: &mut Parts) -> Result<(), Reject> {
-    let path = parts.uri.path();
-    if !path.starts_with('/') {
-        return Ok(());
-    }
-    let std::borrow::Cow::Owned(normal) = crate::routes::normalize_path(path) else {
-        return Ok(());
-    };
-    let target = match parts.uri.query() {
-        Some(q) => format!("{normal}?{q}"),
-        None => normal,
-    };
-    let mut uri = parts.uri.clone().into_parts();
-    uri.path_and_query = Some(target.parse().map_err(|_| Reject::Target)?);
-    parts.uri = http::Uri::from_parts(uri).map_err(|_| Reject::Target)?;
-    Ok(())
-}
-
-/// Reject what the proxy cannot route: CONNECT, a target that is not a path, no or several `Host`
-/// headers on HTTP/1.1, a `Host` that is not an authority. Returns the request's authority: the URI's
-/// (HTTP/2 `:authority`, or an absolute-form target, which RFC 9112 §3.2.2 says wins over `Host`),
-/// else the `Host` header.
-fn check_request(parts: &Parts) -> Result<Option<Authority<'_>>, Reject> {
-    if parts.method == Method::CONNECT {
-        return Err(Reject::Connect);
-    }
-    if !parts.uri.path().starts_with('/') {
-        return Err(Reject::Target);
-    }
-    if let Some(a) = parts.uri.authority() {
-        // Userinfo is refused here as in `Host`: `http://evil@internal.example/` must not be
-        // routed as a host of its own.
-        return Authority::parse(a.as_str())
-            .map(Some)
-            .map_err(|_| Reject::InvalidHost);
-    }
-    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
-        // HTTP/1.1 request message that lacks a Host header field and to any request message that
-        // contains more than one Host header field line or a Host header field with an invalid
-        // field value."
-        (None, _) if parts.version == Version::HTTP_11 => Err(Reject::MissingHost),
-        (None, _) => Ok(None),
-        (Some(h), None) => h
-            .to_str()
-            .ok()
-            .and_then(|h| Authority::parse(h).ok())
-            .map(Some)
-            .ok_or(Reject::InvalidHost),
-        (Some(_), Some(_)) => Err(Reject::SeveralHosts),
-    }
 }
 
 impl hyper::service::Service<Request<Incoming>> for Proxy {

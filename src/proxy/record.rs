@@ -11,7 +11,7 @@ use http_body::Body;
 use super::body::ProxyBody;
 use crate::live::Live;
 use crate::observe::{AccessRecord, Observer};
-use crate::policy::{Decision, Enforcement};
+use crate::snapshot::Evaluation;
 
 /// What is known about a request before its response: borrowed from the request head.
 pub(crate) struct Record<'a> {
@@ -40,10 +40,10 @@ impl<'a> Record<'a> {
         &self,
         observer: &Observer,
         live: &Live,
-        decision: &Decision<'_>,
-        mode: Option<Enforcement>,
+        eval: &Evaluation<'_>,
         res: Response<ProxyBody>,
     ) -> Response<ProxyBody> {
+        let routed = eval.routed();
         let origin = self.parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok());
         let rec = AccessRecord {
             method: self.parts.method.as_str(),
@@ -51,9 +51,11 @@ impl<'a> Record<'a> {
             path: self.parts.uri.path(),
             origin,
             route: self.route,
-            decision: decision.kind(),
-            denial: decision.denial().map(|d| (d.reason, d.detail)),
-            enforcement: mode.map(Enforcement::as_str),
+            outcome: eval.outcome(),
+            denial: routed
+                .and_then(|r| r.decision.denial())
+                .map(|d| (d.reason, d.detail)),
+            enforcement: routed.map(|r| r.policy.enforcement().as_str()),
             status: res.status().as_u16(),
             upstream_latency: self.upstream_latency,
             total: self.start.elapsed(),

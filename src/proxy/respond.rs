@@ -6,6 +6,7 @@ use http::{Response, StatusCode};
 
 use super::body::ProxyBody;
 use crate::policy::DenialReason;
+use crate::target::Rejection;
 
 static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
@@ -41,6 +42,17 @@ fn denial_body(reason: DenialReason) -> &'static str {
             "forbidden by CORS policy: private_network_not_allowed\n"
         }
         DenialReason::WebsocketOrigin => "forbidden by CORS policy: websocket_origin\n",
+    }
+}
+
+/// The answer to a request refused before evaluation.
+pub(crate) fn rejected(rejection: Rejection) -> Response<ProxyBody> {
+    match rejection {
+        Rejection::Connect => connect_not_supported(),
+        Rejection::Target => bad_request("unsupported request target\n"),
+        Rejection::MissingHost => bad_request("missing Host header\n"),
+        Rejection::InvalidHost => bad_request("invalid Host header\n"),
+        Rejection::SeveralHosts => bad_request("several Host headers\n"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The log events and their field names (documented in docs/observability.md; a rename there is
 //! an interface change). Request values are clipped and paths lose their query string here.
 
+use crate::policy::Outcome;
 use std::time::Duration;
 
 use crate::observe::{AccessRecord, UpstreamErrorKind};
@@ -30,7 +31,7 @@ pub(crate) fn access(names: Names<'_>, rec: &AccessRecord<'_>) {
         origin = rec.origin.map(clip),
         route = names.route,
         policy = names.policy,
-        decision = rec.decision,
+        decision = rec.outcome.as_str(),
         reason = rec.denial.map(|(r, _)| r.as_str()),
         denied_value = rec.denial.map(|(_, v)| clip(v)),
         enforcement = rec.enforcement,
@@ -56,7 +57,7 @@ pub(crate) fn denial(
         tracing::warn!(target: DENIAL_TARGET, route = names.route, suppressed,
             "suppressed {suppressed} denial lines");
     }
-    let message = if rec.decision == "preflight-denied" {
+    let message = if rec.outcome == Outcome::PreflightDenied {
         "CORS preflight denied"
     } else {
         "CORS request denied"
@@ -65,7 +66,7 @@ pub(crate) fn denial(
         target: DENIAL_TARGET,
         route = names.route,
         policy = names.policy,
-        decision = rec.decision,
+        decision = rec.outcome.as_str(),
         reason = reason.as_str(),
         denied_value = clip(value),
         origin = rec.origin.map(clip),

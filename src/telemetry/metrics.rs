@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 
 use super::histogram::{AtomicHistogram, LATENCY_BUCKETS};
 use crate::observe::UpstreamErrorKind;
-use crate::policy::DenialReason;
+use crate::policy::{DenialReason, Outcome};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus scrapes).
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -22,48 +22,6 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 
 /// The `route` label of requests that matched no route.
 pub(crate) const UNMATCHED: &str = "unmatched";
-
-/// Every `outcome` label value, in the order of the per-route counter arrays (`Decision::kind()`).
-pub(crate) const OUTCOMES: [&str; 7] = [
-    "not-cors",
-    "same-origin",
-    "preflight-allowed",
-    "preflight-denied",
-    "allowed",
-    "denied",
-    "no-route",
-];
-
-/// Every upstream error `kind`, in the order of the per-upstream counter arrays.
-pub(crate) const ERROR_KINDS: [UpstreamErrorKind; 4] = [
-    UpstreamErrorKind::Connect,
-    UpstreamErrorKind::Timeout,
-    UpstreamErrorKind::Reset,
-    UpstreamErrorKind::Tls,
-];
-
-/// Index of a `Decision::kind()` string in [`OUTCOMES`].
-pub(crate) fn outcome_index(kind: &str) -> Option<usize> {
-    OUTCOMES.iter().position(|o| *o == kind)
-}
-
-/// Index of a reason in `DenialReason::ALL`.
-pub(crate) fn reason_index(reason: DenialReason) -> usize {
-    DenialReason::ALL
-        .iter()
-        .position(|r| *r == reason)
-        .unwrap_or(0)
-}
-
-/// Index of a kind in [`ERROR_KINDS`].
-pub(crate) fn kind_index(kind: UpstreamErrorKind) -> usize {
-    match kind {
-        UpstreamErrorKind::Connect => 0,
-        UpstreamErrorKind::Timeout => 1,
-        UpstreamErrorKind::Reset => 2,
-        UpstreamErrorKind::Tls => 3,
-    }
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteOutcome {
@@ -111,8 +69,8 @@ pub(crate) struct Metrics {
 /// One route's series, cloned out of the families so that recording is an atomic add.
 #[derive(Clone, Debug)]
 pub(crate) struct RouteSeries {
-    /// By [`OUTCOMES`] index.
-    pub(crate) outcomes: [Counter; 7],
+    /// By `Outcome::index`.
+    pub(crate) outcomes: [Counter; Outcome::ALL.len()],
     /// By `DenialReason::ALL` index.
     pub(crate) denials: [Counter; 7],
     pub(crate) mismatch: Counter,
@@ -189,12 +147,17 @@ impl Metrics {
     pub(crate) fn route(&self, name: &str) -> RouteSeries {
         let route = escape_label_value(name);
         RouteSeries {
-            outcomes: OUTCOMES.map(|outcome| {
-                let labels = RouteOutcome {
-                    route: route.clone(),
-                    outcome,
-                };
-                self.requests.get_or_create(&labels).clone()
+            // A routed request is never `rejected` (that happens before routing): its counter is
+            // detached, so no zero series is exposed for it.
+            outcomes: Outcome::ALL.map(|outcome| match outcome {
+                Outcome::Rejected => Counter::default(),
+                _ => {
+                    let labels = RouteOutcome {
+                        route: route.clone(),
+                        outcome: outcome.as_str(),
+                    };
+                    self.requests.get_or_create(&labels).clone()
+                }
             }),
             denials: DenialReason::ALL.map(|reason| {
                 let labels = RouteReason {
@@ -213,21 +176,21 @@ impl Metrics {
         }
     }
 
-    /// The series of requests with no route: only the `no-route` outcome and the duration are
-    /// exposed. The other counters are detached, so an impossible combination (an `allowed`
-    /// request without a route) adds no misleading zero series.
+    /// The series of requests with no route: only the `no-route` and `rejected` outcomes and the
+    /// duration are exposed. The other counters are detached, so an impossible combination (an
+    /// `allowed` request without a route) adds no misleading zero series.
     pub(crate) fn unmatched(&self) -> RouteSeries {
         let route = UNMATCHED.to_owned();
-        let mut outcomes: [Counter; 7] = Default::default();
-        if let Some(i) = outcome_index("no-route") {
-            outcomes[i] = self
+        let outcomes = Outcome::ALL.map(|outcome| match outcome {
+            Outcome::NoRoute | Outcome::Rejected => self
                 .requests
                 .get_or_create(&RouteOutcome {
                     route: route.clone(),
-                    outcome: OUTCOMES[i],
+                    outcome: outcome.as_str(),
                 })
-                .clone();
-        }
+                .clone(),
+            _ => Counter::default(),
+        });
         RouteSeries {
             outcomes,
             denials: Default::default(),
@@ -236,10 +199,10 @@ impl Metrics {
         }
     }
 
-    /// The error counters of the upstream named `name`, by [`ERROR_KINDS`] index.
+    /// The error counters of the upstream named `name`, by `UpstreamErrorKind::index`.
     pub(crate) fn upstream(&self, name: &str) -> [Counter; 4] {
         let upstream = escape_label_value(name);
-        ERROR_KINDS.map(|kind| {
+        UpstreamErrorKind::ALL.map(|kind| {
             let labels = UpstreamKind {
                 upstream: upstream.clone(),
                 kind: kind.as_str(),
