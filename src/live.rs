@@ -1,5 +1,6 @@
-//! `Live`: the runtime state that changes together on a reload (the compiled snapshot, one pooled
-//! upstream client per upstream, the observer's metric handles), behind one `ArcSwap`.
+//! `Live`: the runtime state that changes together on a reload (the compiled snapshot, and for each
+//! route and each upstream one value holding its config, its pooled client and its metric handles),
+//! behind one `ArcSwap`.
 //!
 //! A request calls `load_full()` once and keeps that `Arc<Live>` until its response head is sent, so a
 //! reload never mixes an old route with a new client. Old connection pools are dropped with the last
@@ -15,7 +16,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::observe::{Observer, RouteHandles};
+use crate::observe::{Observer, RouteMetrics, UpstreamMetrics};
+use crate::routes::Route;
 use crate::snapshot::{Snapshot, Upstream};
 
 /// The swap point: readers `load_full()`, a reload `store(Arc::new(live))`.
@@ -53,15 +55,28 @@ pub enum LiveError {
 pub struct Live {
     /// The compiled config.
     pub snapshot: Arc<Snapshot>,
-    /// One entry per `snapshot.upstreams`, same index.
-    pub(crate) upstreams: Vec<LiveUpstream>,
-    /// The observer's per-route and per-upstream handles for this snapshot.
-    pub handles: RouteHandles,
+    /// By `Route::index`.
+    routes: Box<[LiveRoute]>,
+    /// Metrics of requests that matched no route.
+    pub(crate) unmatched: RouteMetrics,
 }
 
-/// One upstream's client and the values precomputed for forwarding to it.
+/// One route at run time: its upstream and its metric handles (its config is `Route` in the
+/// snapshot, which routing returns).
+#[derive(Debug)]
+pub(crate) struct LiveRoute {
+    pub(crate) upstream: Arc<LiveUpstream>,
+    pub(crate) metrics: RouteMetrics,
+}
+
+/// One upstream at run time: its config, its pooled client, the values precomputed for forwarding
+/// to it, and its metric handles.
 #[derive(Debug)]
 pub(crate) struct LiveUpstream {
+    /// `[upstreams.NAME]`, compiled.
+    pub(crate) config: Upstream,
+    /// Its error counters and log budget.
+    pub(crate) metrics: UpstreamMetrics,
     /// The pooled client.
     pub(crate) client: UpstreamClient,
     /// `scheme://authority` followed by the upstream's base path: the forwarded path is appended.
@@ -73,27 +88,39 @@ pub(crate) struct LiveUpstream {
 impl Live {
     /// Build the clients and metric handles for `snapshot`. Used at startup and on every reload.
     pub fn build(snapshot: Snapshot, observer: &Observer) -> Result<Live, LiveError> {
+        let handles = observer.handles(&snapshot);
         let upstreams = snapshot
             .upstreams
             .iter()
-            .map(LiveUpstream::build)
+            .zip(handles.upstreams)
+            .map(|(up, metrics)| LiveUpstream::build(up, metrics).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let handles = observer.route_handles(&snapshot);
+        // Compile guarantees every route's upstream index exists; `zip` and `get` keep that a
+        // checked fact here rather than a panic.
+        let routes = snapshot
+            .routes
+            .iter()
+            .zip(handles.routes)
+            .filter_map(|(r, metrics)| {
+                let upstream = Arc::clone(upstreams.get(r.upstream)?);
+                Some(LiveRoute { upstream, metrics })
+            })
+            .collect();
         Ok(Live {
             snapshot: Arc::new(snapshot),
-            upstreams,
-            handles,
+            routes,
+            unmatched: handles.unmatched,
         })
     }
 
-    /// The client state for upstream index `i` (as in `Route::upstream`).
-    pub(crate) fn upstream(&self, i: usize) -> Option<&LiveUpstream> {
-        self.upstreams.get(i)
+    /// The run-time half of a route that the snapshot's routing returned.
+    pub(crate) fn route(&self, route: &Route) -> Option<&LiveRoute> {
+        self.routes.get(route.index)
     }
 }
 
 impl LiveUpstream {
-    fn build(up: &Upstream) -> Result<LiveUpstream, LiveError> {
+    fn build(up: &Upstream, metrics: UpstreamMetrics) -> Result<LiveUpstream, LiveError> {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
@@ -104,7 +131,13 @@ impl LiveUpstream {
                 authority: up.authority.to_string(),
             })?;
         let base = format!("{}://{}{}", up.scheme, up.authority, up.base_path);
-        Ok(LiveUpstream { client, base, host })
+        Ok(LiveUpstream {
+            config: up.clone(),
+            metrics,
+            client,
+            base,
+            host,
+        })
     }
 }
 

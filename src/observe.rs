@@ -35,8 +35,6 @@ pub struct AccessRecord<'a> {
     pub path: &'a str,
     /// Origin header as sent.
     pub origin: Option<&'a str>,
-    /// Index of the matched route in the snapshot, `None` for no route.
-    pub route: Option<usize>,
     /// What became of the request (the access log's `decision`, the `outcome` label).
     pub outcome: Outcome,
     /// For denials: the reason and the offending value.
@@ -93,27 +91,35 @@ impl UpstreamErrorKind {
     }
 }
 
-/// Per-snapshot handles (one entry per route and per upstream), built at install time.
-#[derive(Debug, Default)]
-pub struct RouteHandles {
-    routes: Box<[RouteEntry]>,
-    /// `None` only for `RouteHandles::default()`, which records nothing.
-    unmatched: Option<RouteEntry>,
-    upstreams: Box<[UpstreamEntry]>,
+/// Per-snapshot metric handles, built at install time: one per route, one for requests without a
+/// route, one per upstream. `Live::build` hands each to the route or upstream it belongs to.
+#[derive(Debug)]
+pub struct Handles {
+    /// By route index.
+    pub(crate) routes: Vec<RouteMetrics>,
+    /// Requests that matched no route (or were rejected before routing).
+    pub(crate) unmatched: RouteMetrics,
+    /// By upstream index.
+    pub(crate) upstreams: Vec<UpstreamMetrics>,
 }
 
-/// One route: its names (for log lines), metric series and log budgets.
+/// One route's metric series, log budgets and names (for log lines). `unmatched` has no names.
 #[derive(Debug)]
-struct RouteEntry {
+pub struct RouteMetrics {
     name: Box<str>,
+    /// `false` for `unmatched`: its log lines name no route, policy or upstream.
+    routed: bool,
     policy: Option<Box<str>>,
     upstream: Option<Box<str>>,
     series: RouteSeries,
     limits: Arc<RouteLimits>,
 }
 
-impl RouteEntry {
+impl RouteMetrics {
     fn names(&self) -> Names<'_> {
+        if !self.routed {
+            return Names::default();
+        }
         Names {
             route: Some(&self.name),
             policy: self.policy.as_deref(),
@@ -129,8 +135,9 @@ struct RouteLimits {
     mismatch: LogLimiter,
 }
 
+/// One upstream's error counters (by `UpstreamErrorKind::index`) and log budget.
 #[derive(Debug)]
-struct UpstreamEntry {
+pub struct UpstreamMetrics {
     name: Box<str>,
     errors: [Counter; 4],
     limit: Arc<LogLimiter>,
@@ -179,7 +186,7 @@ impl Observer {
     }
 
     /// Build the handles for a snapshot about to be installed (startup and every reload).
-    pub fn route_handles(&self, snapshot: &Snapshot) -> RouteHandles {
+    pub fn handles(&self, snapshot: &Snapshot) -> Handles {
         let mut budgets = self.limits.lock().unwrap_or_else(|p| p.into_inner());
         let mut kept = Budgets::default();
         let upstreams = snapshot
@@ -192,7 +199,7 @@ impl Observer {
                     .remove(&name)
                     .unwrap_or_else(|| Arc::new(LogLimiter::new(self.lines_per_second)));
                 kept.upstreams.insert(name.clone(), Arc::clone(&limit));
-                UpstreamEntry {
+                UpstreamMetrics {
                     errors: self.metrics.upstream(&name),
                     name,
                     limit,
@@ -211,7 +218,8 @@ impl Observer {
                     })
                 });
                 kept.routes.insert(name.clone(), Arc::clone(&limits));
-                RouteEntry {
+                RouteMetrics {
+                    routed: true,
                     series: self.metrics.route(&name),
                     policy: snapshot.policies.get(r.policy).map(|p| p.name().into()),
                     upstream: snapshot
@@ -225,9 +233,10 @@ impl Observer {
             .collect();
         // Budgets of routes that are gone are dropped, so renames do not accumulate.
         *budgets = kept;
-        RouteHandles {
+        Handles {
             routes,
-            unmatched: Some(RouteEntry {
+            unmatched: RouteMetrics {
+                routed: false,
                 name: UNMATCHED.into(),
                 policy: None,
                 upstream: None,
@@ -236,58 +245,45 @@ impl Observer {
                     denial: LogLimiter::new(self.lines_per_second),
                     mismatch: LogLimiter::new(self.lines_per_second),
                 }),
-            }),
+            },
             upstreams,
         }
     }
 
-    /// One finished request: counts it, times it, and writes the access and denial logs.
-    pub fn request(&self, handles: &RouteHandles, snapshot: &Snapshot, rec: &AccessRecord<'_>) {
-        let entry = rec
-            .route
-            .and_then(|i| handles.routes.get(i))
-            .or(handles.unmatched.as_ref());
-        if let Some(entry) = entry {
-            entry.series.outcomes[rec.outcome.index()].inc();
-            if let Some((reason, _)) = rec.denial {
-                entry.series.denials[reason.index()].inc();
-            }
-            entry.series.duration.observe(rec.total);
+    /// One finished request on `route` (the route's metrics, or the unmatched ones): counts it,
+    /// times it, and writes the access log (when `access_log`) and the denial log.
+    pub fn request(&self, route: &RouteMetrics, access_log: bool, rec: &AccessRecord<'_>) {
+        route.series.outcomes[rec.outcome.index()].inc();
+        if let Some((reason, _)) = rec.denial {
+            route.series.denials[reason.index()].inc();
         }
-        // Names only for a matched route: requests without one log no route, policy or upstream.
-        let names = match (rec.route, entry) {
-            (Some(_), Some(e)) => e.names(),
-            _ => Names::default(),
-        };
-        if snapshot.log.access_log {
+        route.series.duration.observe(rec.total);
+        let names = route.names();
+        if access_log {
             events::access(names, rec);
         }
-        if let (Some(denial), Some(entry)) = (rec.denial, entry) {
+        if let Some(denial) = rec.denial {
             if tracing::enabled!(target: DENIAL_TARGET, Level::WARN) {
-                if let Admit::Log { suppressed } = entry.limits.denial.admit(self.now_sec()) {
+                if let Admit::Log { suppressed } = route.limits.denial.admit(self.now_sec()) {
                     events::denial(names, rec, denial, suppressed);
                 }
             }
         }
     }
 
-    /// An upstream failure, by upstream index.
-    pub fn upstream_error(&self, handles: &RouteHandles, upstream: usize, kind: UpstreamErrorKind) {
-        self.upstream_failure(handles, upstream, kind, None);
+    /// An upstream failure, without the error at hand.
+    pub fn upstream_error(&self, upstream: &UpstreamMetrics, kind: UpstreamErrorKind) {
+        self.upstream_failure(upstream, kind, None);
     }
 
     /// An upstream failure with the error that caused it, written in the (rate-limited) WARN line
     /// as `error`. Prefer this over `upstream_error` where the error is at hand.
     pub fn upstream_failure(
         &self,
-        handles: &RouteHandles,
-        upstream: usize,
+        entry: &UpstreamMetrics,
         kind: UpstreamErrorKind,
         error: Option<&dyn std::error::Error>,
     ) {
-        let Some(entry) = handles.upstreams.get(upstream) else {
-            return;
-        };
         entry.errors[kind.index()].inc();
         if !tracing::enabled!(target: UPSTREAM_TARGET, Level::WARN) {
             return;
@@ -298,10 +294,7 @@ impl Observer {
     }
 
     /// report-only: the upstream's own CORS headers disagree with what corsgate would have sent.
-    pub fn mismatch(&self, handles: &RouteHandles, route: usize, detail: &str) {
-        let Some(entry) = handles.routes.get(route) else {
-            return;
-        };
+    pub fn mismatch(&self, entry: &RouteMetrics, detail: &str) {
         entry.series.mismatch.inc();
         if !tracing::enabled!(target: MISMATCH_TARGET, Level::WARN) {
             return;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::live::Live;
+use crate::live::LiveUpstream;
 use crate::observe::{Observer, UpstreamErrorKind};
 
 /// A response body: streamed from the upstream, or local and complete.
@@ -37,8 +37,7 @@ enum Kind {
 #[derive(Debug)]
 pub(crate) struct Fault {
     pub(crate) observer: Arc<Observer>,
-    pub(crate) live: Arc<Live>,
-    pub(crate) upstream: usize,
+    pub(crate) upstream: Arc<LiveUpstream>,
 }
 
 impl ProxyBody {
@@ -81,7 +80,7 @@ impl Body for ProxyBody {
                 if let Poll::Ready(Some(Err(_))) = &polled {
                     if let Some(f) = fault.take() {
                         let kind = UpstreamErrorKind::Reset;
-                        f.observer.upstream_error(&f.live.handles, f.upstream, kind);
+                        f.observer.upstream_error(&f.upstream.metrics, kind);
                     }
                 }
                 polled

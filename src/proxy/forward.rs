@@ -16,7 +16,6 @@ use crate::live::LiveUpstream;
 use crate::observe::UpstreamErrorKind;
 use crate::policy::Scheme;
 use crate::routes::Route;
-use crate::snapshot::Upstream;
 
 /// Where a request came from and how: what the rewrite needs besides the request itself.
 #[derive(Clone, Copy, Debug)]
@@ -54,13 +53,13 @@ pub(crate) enum ForwardError {
 /// Returns the response and the time until its head arrived.
 pub(crate) async fn forward(
     live: &LiveUpstream,
-    up: &Upstream,
     route: &Route,
     parts: &Parts,
     body: Incoming,
     hop: Hop<'_>,
 ) -> Result<(Response<Incoming>, Duration), ForwardError> {
-    let req = upstream_request(live, up, route, parts, body, hop)?;
+    let up = &live.config;
+    let req = upstream_request(live, route, parts, body, hop)?;
     let start = Instant::now();
     // `timeout` bounds the whole wait for the response head, connecting included; the connect
     // itself is bounded separately by `connect_timeout` inside the connector.
@@ -78,7 +77,6 @@ pub(crate) async fn forward(
 /// Build the request the upstream receives.
 fn upstream_request(
     live: &LiveUpstream,
-    up: &Upstream,
     route: &Route,
     parts: &Parts,
     body: Incoming,
@@ -95,6 +93,7 @@ fn upstream_request(
         target.push_str(q);
     }
     let uri = Uri::try_from(target).map_err(|_| ForwardError::Uri)?;
+    let up = &live.config;
     let join_cookies = parts.version == Version::HTTP_2;
     let mut headers = request_headers(&parts.headers, hop.upgrade, join_cookies);
     let host = match hop.host {

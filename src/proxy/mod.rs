@@ -25,7 +25,7 @@ use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use crate::live::{Live, Shared};
+use crate::live::{LiveRoute, Shared};
 use crate::observe::Observer;
 use crate::policy::{write_cors_headers, Cors, Plan};
 use crate::policy::{Decision, RequestView, Scheme};
@@ -119,7 +119,6 @@ impl Proxy {
             Evaluation::NoRoute if too_large() => respond::headers_too_large(),
             Evaluation::NoRoute => respond::no_route(),
             Evaluation::Routed(routed) => {
-                rec.route = Some(routed.route.index);
                 let plan = routed.plan();
                 let decision = &routed.decision;
                 match plan {
@@ -131,17 +130,22 @@ impl Proxy {
                         }
                         res
                     }
-                    Plan::Forward(cors) => {
-                        let fwd = Forwarding {
-                            live: &live,
-                            parts: &parts,
-                            route: routed.route,
-                            decision,
-                            cors,
-                            host: host.map(|a| a.as_str()),
-                        };
-                        self.forward(fwd, body, on_upgrade, &mut rec).await
-                    }
+                    Plan::Forward(cors) => match live.route(routed.route) {
+                        // Every compiled route has its run-time half; a 502 rather than a panic
+                        // keeps it that way should that ever break.
+                        None => respond::bad_gateway(),
+                        Some(live_route) => {
+                            let fwd = Forwarding {
+                                live_route,
+                                parts: &parts,
+                                route: routed.route,
+                                decision,
+                                cors,
+                                host: host.map(|a| a.as_str()),
+                            };
+                            self.forward(fwd, body, on_upgrade, &mut rec).await
+                        }
+                    },
                     Plan::Preflight(status) => {
                         let mut res = respond::preflight(status);
                         write_cors_headers(plan, decision, res.headers_mut());
@@ -167,9 +171,9 @@ impl Proxy {
         rec: &mut Record<'_>,
     ) -> Response<ProxyBody> {
         let Forwarding {
-            live,
             parts,
             route,
+            live_route,
             decision,
             cors,
             host,
@@ -178,12 +182,7 @@ impl Proxy {
             cors.finish(decision, res.headers_mut());
             res
         };
-        let (Some(up), Some(live_up)) = (
-            live.snapshot.upstreams.get(route.upstream),
-            live.upstream(route.upstream),
-        ) else {
-            return local_error(respond::bad_gateway());
-        };
+        let upstream = &live_route.upstream;
         let upgrade = on_upgrade.is_some()
             && parts.version == Version::HTTP_11
             && headers::wants_upgrade(&parts.headers);
@@ -193,18 +192,14 @@ impl Proxy {
             host,
             upgrade,
         };
-        let (mut res, latency) = match forward::forward(live_up, up, route, parts, body, hop).await
-        {
+        let (mut res, latency) = match forward::forward(upstream, route, parts, body, hop).await {
             Ok(ok) => ok,
             Err(e) => {
                 if let ForwardError::Upstream { kind, reason, .. } = &e {
                     let why = std::io::Error::other(reason.as_str());
-                    self.conn.observer.upstream_failure(
-                        &live.handles,
-                        route.upstream,
-                        *kind,
-                        Some(&why),
-                    );
+                    self.conn
+                        .observer
+                        .upstream_failure(&upstream.metrics, *kind, Some(&why));
                 }
                 return local_error(match e {
                     ForwardError::Upstream {
@@ -223,10 +218,8 @@ impl Proxy {
             _ => None,
         };
         if cors == Cors::Report {
-            if let (Some(m), Some(i)) =
-                (crate::policy::mismatch(decision, res.headers()), rec.route)
-            {
-                self.conn.observer.mismatch(&live.handles, i, &m);
+            if let Some(m) = crate::policy::mismatch(decision, res.headers()) {
+                self.conn.observer.mismatch(&live_route.metrics, &m);
             }
         }
         headers::strip_response_hop_by_hop(res.headers_mut(), switching);
@@ -238,8 +231,7 @@ impl Proxy {
         let (head, body) = res.into_parts();
         let fault = body::Fault {
             observer: Arc::clone(&self.conn.observer),
-            live: Arc::clone(live),
-            upstream: route.upstream,
+            upstream: Arc::clone(upstream),
         };
         Response::from_parts(head, ProxyBody::upstream(body, fault))
     }
@@ -247,7 +239,7 @@ impl Proxy {
 
 /// What a forwarded request needs from the evaluation.
 struct Forwarding<'a> {
-    live: &'a Arc<Live>,
+    live_route: &'a LiveRoute,
     parts: &'a Parts,
     route: &'a Route,
     decision: &'a Decision<'a>,

@@ -18,8 +18,6 @@ pub(crate) struct Record<'a> {
     parts: &'a Parts,
     host: Option<&'a str>,
     start: Instant,
-    /// The matched route's index.
-    pub(crate) route: Option<usize>,
     /// Time until the upstream's response head.
     pub(crate) upstream_latency: Option<Duration>,
 }
@@ -30,7 +28,6 @@ impl<'a> Record<'a> {
             parts,
             host,
             start,
-            route: None,
             upstream_latency: None,
         }
     }
@@ -50,7 +47,6 @@ impl<'a> Record<'a> {
             host: self.host,
             path: self.parts.uri.path(),
             origin,
-            route: self.route,
             outcome: eval.outcome(),
             denial: routed
                 .and_then(|r| r.decision.denial())
@@ -62,7 +58,10 @@ impl<'a> Record<'a> {
             bytes_in: content_length(&self.parts.headers),
             bytes_out: res.body().size_hint().exact().unwrap_or(0),
         };
-        observer.request(&live.handles, &live.snapshot, &rec);
+        let metrics = routed
+            .and_then(|r| live.route(r.route))
+            .map_or(&live.unmatched, |r| &r.metrics);
+        observer.request(metrics, live.snapshot.log.access_log, &rec);
         res
     }
 }
