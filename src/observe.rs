@@ -148,8 +148,8 @@ pub struct UpstreamMetrics {
 pub struct Observer {
     metrics: Metrics,
     ready: AtomicBool,
-    /// Origin of the rate limiters' one-second windows.
-    epoch: Instant,
+    /// The time the rate limiters' one-second windows are counted on.
+    clock: Box<dyn Clock>,
     lines_per_second: u32,
     /// Install-time only (never locked per request): budgets by route and upstream name.
     limits: Mutex<Budgets>,
@@ -176,10 +176,16 @@ impl Observer {
     /// An observer writing at most `lines_per_second` denial lines per route (likewise mismatch
     /// lines per route and upstream-error lines per upstream); 0 turns those lines off.
     pub fn with_log_rate(lines_per_second: u32) -> Observer {
+        Observer::with_clock(lines_per_second, Monotonic(Instant::now()))
+    }
+
+    /// As [`Observer::with_log_rate`], with the log-rate windows counted on `clock` (tests drive
+    /// time by hand, so a window boundary never depends on how fast the machine is).
+    pub fn with_clock(lines_per_second: u32, clock: impl Clock + 'static) -> Observer {
         Observer {
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
-            epoch: Instant::now(),
+            clock: Box::new(clock),
             lines_per_second,
             limits: Mutex::new(Budgets::default()),
         }
@@ -333,7 +339,25 @@ impl Observer {
     }
 
     fn now_sec(&self) -> u64 {
-        self.epoch.elapsed().as_secs()
+        self.clock.elapsed().as_secs()
+    }
+}
+
+// === impl Clock ===
+
+/// Where the observer reads the time for its log-rate windows.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Time since the clock's start; never goes backwards.
+    fn elapsed(&self) -> Duration;
+}
+
+/// The default clock: monotonic time since the observer was built.
+#[derive(Debug)]
+struct Monotonic(Instant);
+
+impl Clock for Monotonic {
+    fn elapsed(&self) -> Duration {
+        self.0.elapsed()
     }
 }
 

@@ -10,6 +10,8 @@
 
 #[path = "container/podman.rs"]
 mod podman;
+#[path = "it/support/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::collections::BTreeSet;

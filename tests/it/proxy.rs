@@ -1,11 +1,11 @@
 //! The CORS behaviour of the running proxy: local preflights, denials that never reach the
 //! upstream, the upstream's Access-Control-* replaced, Vary merged, and the three enforcement modes.
 
-mod support;
+use crate::support;
 
+use crate::support::{client, one_route, Gate, Upstream};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
-use support::{client, one_route, Gate, Upstream};
 
 const APP: &str = "https://app.example";
 const EVIL: &str = "https://evil.example";

@@ -2,14 +2,14 @@
 //! the old one, 100 reloads under load never produce a failed or mixed response, and watch mode follows
 //! a Kubernetes ConfigMap symlink swap.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use support::{Logged as Proxy, Upstream};
+use crate::support::{Logged as Proxy, Upstream};
 
 /// A policy that allows `origin` and marks its answers with `tag` in Access-Control-Expose-Headers.
 fn config(up: &Upstream, origin: &str, tag: &str, watch: bool) -> String {

@@ -5,13 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod support;
-
-#[path = "editor/dashboard.rs"]
 mod dashboard;
-#[path = "editor/schema.rs"]
 mod schema;
-#[path = "editor/shell.rs"]
 mod shell;
 
 /// Run the real `corsgate` with `args` in the repository root.

@@ -97,21 +97,6 @@ impl Logged {
         }
     }
 
-    /// Wait for a log line containing `needle`; returns it.
-    pub fn wait_for_log(&self, needle: &str) -> String {
-        let mut seen = Vec::new();
-        loop {
-            let line = self
-                .logs
-                .recv_timeout(PATIENCE)
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}; saw {seen:#?}"));
-            if line.contains(needle) {
-                return line;
-            }
-            seen.push(line);
-        }
-    }
-
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

@@ -2,12 +2,10 @@
 //! an upstream reset mid-body, malformed requests (400/405/431, never a panic), slow clients,
 //! max_connections, and the graceful drain of the in-process server.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{client, one_route, raw, raw_status, Gate, Upstream, PATIENCE};
 use reqwest::StatusCode;
-use support::{client, one_route, raw, raw_status, Gate, Upstream, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 

@@ -1,31 +1,33 @@
-//! Observability end to end below the proxy: requests evaluated by the real policy engine are fed to
-//! the `Observer`; JSON log lines are captured and parsed; `/metrics`, `/healthz` and `/readyz` are
-//! read from the real admin listener on 127.0.0.1:0.
+//! Observability end to end: real requests through the proxy in-process (`support::Gate`), with
+//! its JSON or pretty log lines captured and parsed, and `/metrics`, `/healthz` and `/readyz` read
+//! from its real admin listener on 127.0.0.1:0.
+//!
+//! The tests run on tokio's current-thread runtime, so the proxy's tasks run on the test's thread
+//! and a thread-local subscriber (`capture`) sees their events.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use corsgate::observe::{AccessRecord, Observer, RouteHandles, UpstreamErrorKind};
-use corsgate::policy::{RequestView, Scheme};
-use corsgate::snapshot::{LogFormat, LogSettings, Snapshot};
-use http::header::{HeaderMap, HeaderValue, ORIGIN};
-use http::Method;
+use corsgate::observe::{Clock, Observer};
+use corsgate::snapshot::{LogFormat, LogSettings};
+use reqwest::Method;
 use serde_json::Value;
 
-mod support;
+use crate::support::{self, Gate, Upstream, PATIENCE};
 
 // === fixtures ===
 
 /// Routes `api` (host api.example.com, policy `strict`, block) and `legacy` (/legacy, policy
-/// `lenient`, report-only), compiled by the real config compiler.
-fn snapshot(format: &str, access_log: bool) -> Snapshot {
-    let toml = format!(
+/// `lenient`, report-only), both to the upstream `backend` whose TOML lines are `backend`.
+fn config(format: &str, access_log: bool, backend: &str) -> String {
+    format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
+shutdown_grace = "10s"
 
 [log]
 format = "{format}"
@@ -33,7 +35,7 @@ level = "info"
 access_log = {access_log}
 
 [upstreams.backend]
-url = "http://127.0.0.1:9"
+{backend}
 
 [policies.strict]
 allowed_origins = ["https://app.example.com"]
@@ -56,77 +58,58 @@ path_prefix = "/legacy"
 upstream = "backend"
 policy = "lenient"
 "#
-    );
-    corsgate::config::load_str(&toml, Path::new("observability.toml"))
-        .expect("test config compiles")
-        .snapshot
+    )
 }
 
-/// What the proxy does per request, minus the I/O: evaluate, then report to the observer.
-/// `acrm` makes it a preflight. Returns the decision kind.
-fn send(
-    obs: &Observer,
-    handles: &RouteHandles,
-    snap: &Snapshot,
+/// [`config`] with `up` as the backend.
+fn config_to(up: &Upstream, format: &str, access_log: bool) -> String {
+    config(format, access_log, &format!("url = \"{}\"", up.url()))
+}
+
+/// One request through the proxy: `(method, host, path)`, an optional Origin, an optional
+/// Access-Control-Request-Method (which makes an OPTIONS a preflight), and a body of `body` bytes.
+/// Returns the status and the body the client received.
+async fn send(
+    client: &reqwest::Client,
+    gate: &Gate,
     (method, host, path): (&str, &str, &str),
     origin: Option<&str>,
     acrm: Option<&str>,
-) -> &'static str {
-    let mut headers = HeaderMap::new();
+    body: usize,
+) -> (u16, String) {
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client.request(method, gate.url(path)).header("host", host);
     if let Some(o) = origin {
-        headers.insert(ORIGIN, HeaderValue::from_str(o).unwrap());
+        req = req.header("origin", o);
     }
     if let Some(m) = acrm {
-        headers.insert(
-            "access-control-request-method",
-            HeaderValue::from_str(m).unwrap(),
-        );
+        req = req.header("access-control-request-method", m);
     }
-    let method = Method::from_bytes(method.as_bytes()).unwrap();
-    let view = RequestView {
-        method: &method,
-        scheme: Scheme::Http,
-        host: corsgate::authority::Authority::parse(host).ok(),
-        path: path.split('?').next().unwrap(),
-        headers: &headers,
-    };
-    let eval = snap.evaluate(&view);
-    let kind = eval.outcome().as_str();
-    let index = eval.routed().map(|r| {
-        snap.routes
-            .iter()
-            .position(|x| std::ptr::eq(x, r.route))
-            .unwrap()
-    });
-    let local = matches!(
-        kind,
-        "preflight-denied" | "denied" | "preflight-allowed" | "no-route"
-    );
-    let rec = AccessRecord {
-        method: method.as_str(),
-        host: Some(host),
-        path,
-        origin,
-        route: index,
-        outcome: eval.outcome(),
-        denial: eval
-            .routed()
-            .and_then(|r| r.decision.denial())
-            .map(|d| (d.reason, d.detail)),
-        enforcement: eval.routed().map(|r| r.policy.enforcement().as_str()),
-        status: match kind {
-            "preflight-denied" | "denied" => 403,
-            "preflight-allowed" => 204,
-            "no-route" => 404,
-            _ => 200,
-        },
-        upstream_latency: (!local).then(|| Duration::from_micros(2500)),
-        total: Duration::from_micros(3100),
-        bytes_in: 17,
-        bytes_out: 42,
-    };
-    obs.request(handles, snap, &rec);
-    kind
+    if body > 0 {
+        req = req.body(vec![b'x'; body]);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.text().await.unwrap())
+}
+
+/// A clock the test moves by hand, in whole seconds.
+#[derive(Clone, Debug, Default)]
+struct HandClock(Arc<AtomicU64>);
+
+impl HandClock {
+    fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for HandClock {
+    fn elapsed(&self) -> Duration {
+        Duration::from_secs(self.now())
+    }
 }
 
 // === capture ===
@@ -157,14 +140,15 @@ impl Capture {
     }
 }
 
-/// Run `f` with a subscriber writing to a fresh capture.
-fn logged(settings: &LogSettings, f: impl FnOnce()) -> Capture {
+/// Capture this thread's log lines with the proxy's own subscriber, configured by the gate's
+/// `[log]`, for as long as the guard lives.
+fn capture(gate: &Gate) -> (Capture, tracing::dispatcher::DefaultGuard) {
+    let settings = gate.shared.load().snapshot.log.clone();
     let cap = Capture::default();
     let writer = cap.clone();
-    let dispatch = corsgate::telemetry::dispatch(settings, None, false, move || writer.clone())
+    let dispatch = corsgate::telemetry::dispatch(&settings, None, false, move || writer.clone())
         .expect("valid filter");
-    tracing::dispatcher::with_default(&dispatch, f);
-    cap
+    (cap, tracing::dispatcher::set_default(&dispatch))
 }
 
 fn with_target<'a>(lines: &'a [Value], target: &str) -> Vec<&'a Value> {
@@ -173,36 +157,24 @@ fn with_target<'a>(lines: &'a [Value], target: &str) -> Vec<&'a Value> {
 
 // === admin ===
 
+/// A client for the gate's admin listener.
 struct Admin {
-    addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    base: String,
     client: reqwest::Client,
 }
 
-/// The real admin listener on 127.0.0.1:0. The socket is bound before `serve` starts, so requests
-/// wait in the backlog instead of racing the accept loop.
-async fn admin(obs: Arc<Observer>) -> Admin {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(corsgate::admin::serve(listener, obs, async move {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    Admin {
-        addr,
-        stop,
-        task,
-        client,
-    }
-}
-
 impl Admin {
+    fn of(gate: &Gate) -> Admin {
+        Admin {
+            base: gate.admin_url(""),
+            client: support::client(),
+        }
+    }
+
     async fn get(&self, path: &str) -> (u16, String, String) {
         let resp = self
             .client
-            .get(format!("http://{}{path}", self.addr))
+            .get(format!("{}{path}", self.base))
             .send()
             .await
             .unwrap();
@@ -220,6 +192,19 @@ impl Admin {
         assert_eq!(status, 200);
         assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
         body
+    }
+}
+
+/// Poll `/readyz` until it answers `want` (there is no other signal for the server's
+/// `set_ready` calls, which happen inside `serve`).
+async fn readyz_becomes(admin: &Admin, want: u16) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while admin.get("/readyz").await.0 != want {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never answered {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -246,30 +231,34 @@ fn samples(exposition: &str) -> Vec<(String, Vec<String>, String)> {
 
 // === tests ===
 
-#[test]
-fn json_access_lines_parse_and_carry_every_documented_field() {
-    let snap = snapshot("json", true);
-    let obs = Observer::new();
-    let handles = obs.route_handles(&snap);
-    let cap = logged(&snap.log, || {
-        let r = ("GET", "api.example.com", "/v1/users?token=secret");
-        assert_eq!(
-            send(
-                &obs,
-                &handles,
-                &snap,
-                r,
-                Some("https://app.example.com"),
-                None
-            ),
-            "allowed"
-        );
-        let r = ("DELETE", "api.example.com", "/v1/users/7");
-        assert_eq!(
-            send(&obs, &handles, &snap, r, Some("https://evil.example"), None),
-            "denied"
-        );
-    });
+#[tokio::test]
+async fn json_access_lines_parse_and_carry_every_documented_field() {
+    const BODY: usize = 17;
+    let up = Upstream::start().await;
+    let gate = Gate::start(&config_to(&up, "json", true)).await;
+    let (cap, _log) = capture(&gate);
+    let client = support::client();
+    let r = ("GET", "api.example.com", "/v1/users?token=secret");
+    let (status, ok_body) = send(
+        &client,
+        &gate,
+        r,
+        Some("https://app.example.com"),
+        None,
+        BODY,
+    )
+    .await;
+    assert_eq!(status, 200, "allowed");
+    let r = ("DELETE", "api.example.com", "/v1/users/7");
+    let (status, denied_body) =
+        send(&client, &gate, r, Some("https://evil.example"), None, BODY).await;
+    assert_eq!(status, 403, "denied");
+    assert_eq!(
+        up.hits(),
+        1,
+        "the denied request never reached the upstream"
+    );
+
     let lines = cap.json();
     let access = with_target(&lines, "corsgate::access");
     assert_eq!(access.len(), 2, "{lines:#?}");
@@ -300,19 +289,24 @@ fn json_access_lines_parse_and_carry_every_documented_field() {
         assert_eq!(l["policy"], "strict");
         assert_eq!(l["upstream"], "backend");
         assert_eq!(l["enforcement"], "block");
-        assert_eq!(l["bytes_in"], 17);
-        assert_eq!(l["bytes_out"], 42);
-        assert!((l["total_latency_ms"].as_f64().unwrap() - 3.1).abs() < 1e-9);
+        assert_eq!(l["bytes_in"], BODY);
+        assert!(l["total_latency_ms"].as_f64().unwrap() >= 0.0, "{l}");
     }
     let ok = access[0];
     assert_eq!(ok["decision"], "allowed");
     assert_eq!(ok["path"], "/v1/users", "the query string is never logged");
     assert!(!cap.text().contains("secret"));
-    assert!((ok["upstream_latency_ms"].as_f64().unwrap() - 2.5).abs() < 1e-9);
+    assert_eq!(ok["bytes_out"], ok_body.len());
+    let upstream_ms = ok["upstream_latency_ms"].as_f64().unwrap();
+    assert!(
+        upstream_ms <= ok["total_latency_ms"].as_f64().unwrap(),
+        "{ok}"
+    );
     assert!(ok.get("reason").is_none() && ok.get("denied_value").is_none());
     let denied = access[1];
     assert_eq!(denied["decision"], "denied");
     assert_eq!(denied["status"], 403);
+    assert_eq!(denied["bytes_out"], denied_body.len());
     assert_eq!(denied["reason"], "origin_not_allowed");
     assert_eq!(denied["denied_value"], "https://evil.example");
     assert!(
@@ -340,31 +334,18 @@ fn json_access_lines_parse_and_carry_every_documented_field() {
     assert_eq!(warn[0]["status"], 403);
 }
 
-#[test]
-fn without_access_log_denials_are_still_logged_at_warn() {
-    let snap = snapshot("json", false);
-    let obs = Observer::new();
-    let handles = obs.route_handles(&snap);
-    let cap = logged(&snap.log, || {
-        let r = ("OPTIONS", "api.example.com", "/v1");
-        let kind = send(
-            &obs,
-            &handles,
-            &snap,
-            r,
-            Some("https://app.example.com"),
-            Some("PUT"),
-        );
-        assert_eq!(kind, "preflight-denied");
-        send(
-            &obs,
-            &handles,
-            &snap,
-            ("GET", "api.example.com", "/"),
-            None,
-            None,
-        );
-    });
+#[tokio::test]
+async fn without_access_log_denials_are_still_logged_at_warn() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&config_to(&up, "json", false)).await;
+    let (cap, _log) = capture(&gate);
+    let client = support::client();
+    let r = ("OPTIONS", "api.example.com", "/v1");
+    let app = Some("https://app.example.com");
+    let (status, _) = send(&client, &gate, r, app, Some("PUT"), 0).await;
+    assert_eq!(status, 403, "preflight-denied");
+    let r = ("GET", "api.example.com", "/");
+    assert_eq!(send(&client, &gate, r, None, None, 0).await.0, 200);
     let lines = cap.json();
     assert!(
         with_target(&lines, "corsgate::access").is_empty(),
@@ -373,19 +354,18 @@ fn without_access_log_denials_are_still_logged_at_warn() {
     let warn = with_target(&lines, "corsgate::denial");
     assert_eq!(warn.len(), 1);
     assert_eq!(warn[0]["message"], "CORS preflight denied");
+    assert_eq!(warn[0]["decision"], "preflight-denied");
     assert_eq!(warn[0]["reason"], "method_not_allowed");
     assert_eq!(warn[0]["denied_value"], "PUT");
 }
 
-#[test]
-fn pretty_format_writes_human_lines() {
-    let snap = snapshot("pretty", true);
-    let obs = Observer::new();
-    let handles = obs.route_handles(&snap);
-    let cap = logged(&snap.log, || {
-        let r = ("GET", "api.example.com", "/");
-        send(&obs, &handles, &snap, r, Some("null"), None);
-    });
+#[tokio::test]
+async fn pretty_format_writes_human_lines() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&config_to(&up, "pretty", true)).await;
+    let (cap, _log) = capture(&gate);
+    let r = ("GET", "api.example.com", "/");
+    send(&support::client(), &gate, r, Some("null"), None, 0).await;
     let text = cap.text();
     let denial = text
         .lines()
@@ -399,39 +379,32 @@ fn pretty_format_writes_human_lines() {
     assert!(serde_json::from_str::<Value>(denial).is_err(), "not JSON");
 }
 
-#[test]
-fn a_spray_of_random_origins_is_bounded_in_the_log_and_summarised() {
+#[tokio::test]
+async fn a_spray_of_random_origins_is_bounded_in_the_log_and_summarised() {
     const RATE: u32 = 5;
     const SPRAY: usize = 300;
-    let snap = snapshot("json", true);
-    let obs = Observer::with_log_rate(RATE);
-    let handles = obs.route_handles(&snap);
-    let started = Instant::now();
-    let cap = logged(&snap.log, || {
-        for i in 0..SPRAY {
-            let origin = format!("https://x{i}.attacker.example");
-            send(
-                &obs,
-                &handles,
-                &snap,
-                ("GET", "api.example.com", "/"),
-                Some(&origin),
-                None,
-            );
-        }
-        // Let the one-second window pass: the next denial line reports how many were held back.
-        std::thread::sleep(Duration::from_millis(1100));
+    let up = Upstream::start().await;
+    // The log-rate windows run on a clock this test moves, never on the wall clock: how fast the
+    // machine sends the spray cannot move a window boundary.
+    let clock = HandClock::default();
+    let observer = Arc::new(Observer::with_clock(RATE, clock.clone()));
+    let gate = Gate::with()
+        .observer(observer)
+        .start(&config_to(&up, "json", true))
+        .await;
+    let (cap, _log) = capture(&gate);
+    let client = support::client();
+    for i in 0..SPRAY {
+        let origin = format!("https://x{i}.attacker.example");
         let r = ("GET", "api.example.com", "/");
-        send(
-            &obs,
-            &handles,
-            &snap,
-            r,
-            Some("https://last.attacker.example"),
-            None,
-        );
-    });
-    let windows = started.elapsed().as_secs() + 1;
+        assert_eq!(send(&client, &gate, r, Some(&origin), None, 0).await.0, 403);
+    }
+    // The one-second window passes: the next denial line reports how many were held back.
+    clock.advance(1);
+    let r = ("GET", "api.example.com", "/");
+    let last = Some("https://last.attacker.example");
+    assert_eq!(send(&client, &gate, r, last, None, 0).await.0, 403);
+    let windows = clock.now() + 1;
     let lines = cap.json();
     assert_eq!(with_target(&lines, "corsgate::access").len(), SPRAY + 1);
     let denial = with_target(&lines, "corsgate::denial");
@@ -443,11 +416,16 @@ fn a_spray_of_random_origins_is_bounded_in_the_log_and_summarised() {
         "{}",
         denials.len()
     );
+    // With the clock in the test's hands the split is exact: RATE lines in the first window, the
+    // rest held back and reported once by the first line of the next.
+    assert_eq!(denials.len(), RATE as usize + 1);
+    assert_eq!(summaries.len(), 1, "{summaries:#?}");
     assert!(!summaries.is_empty());
     let suppressed: u64 = summaries
         .iter()
         .map(|l| l["suppressed"].as_u64().unwrap())
         .sum();
+    assert_eq!(suppressed, (SPRAY - RATE as usize) as u64);
     assert_eq!(suppressed + denials.len() as u64, SPRAY as u64 + 1);
     let msg = summaries[0]["message"].as_str().unwrap();
     assert!(
@@ -459,24 +437,21 @@ fn a_spray_of_random_origins_is_bounded_in_the_log_and_summarised() {
 
 #[tokio::test]
 async fn a_denied_preflight_moves_the_denial_counter_with_its_reason() {
-    let snap = snapshot("json", true);
-    let obs = Observer::new();
-    let handles = obs.route_handles(&snap);
-    let admin = admin(obs.clone()).await;
+    let up = Upstream::start().await;
+    let gate = Gate::with()
+        .admin()
+        .start(&config_to(&up, "json", true))
+        .await;
+    let admin = Admin::of(&gate);
     let before = admin.metrics().await;
     let line = "corsgate_cors_denials_total{route=\"api\",reason=\"method_not_allowed\"}";
     assert!(before.contains(&format!("{line} 0\n")), "{before}");
 
     let r = ("OPTIONS", "api.example.com", "/v1");
-    let kind = send(
-        &obs,
-        &handles,
-        &snap,
-        r,
-        Some("https://app.example.com"),
-        Some("PATCH"),
-    );
-    assert_eq!(kind, "preflight-denied");
+    let app = Some("https://app.example.com");
+    let (status, _) = send(&support::client(), &gate, r, app, Some("PATCH"), 0).await;
+    assert_eq!(status, 403, "preflight-denied");
+    assert_eq!(up.hits(), 0, "answered by the proxy");
 
     let after = admin.metrics().await;
     assert!(after.contains(&format!("{line} 1\n")), "{after}");
@@ -489,24 +464,59 @@ async fn a_denied_preflight_moves_the_denial_counter_with_its_reason() {
 
 #[tokio::test]
 async fn metric_names_and_labels_match_the_spec_exactly() {
-    let snap = snapshot("json", false);
-    let obs = Observer::new();
-    let handles = obs.route_handles(&snap);
-    let admin = admin(obs.clone()).await;
-    send(
-        &obs,
-        &handles,
-        &snap,
-        ("GET", "nowhere.example", "/x"),
-        None,
-        None,
+    let up = Upstream::start().await;
+    // A short upstream timeout, so `/slow` is an upstream timeout.
+    let backend = format!("url = \"{}\"\ntimeout = \"300ms\"", up.url());
+    let toml = config("json", false, &backend);
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), &toml).unwrap();
+    let gate = Gate::with().admin().start(&toml).await;
+    let admin = Admin::of(&gate);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let r = ("GET", "nowhere.example", "/x");
+    assert_eq!(
+        send(&client, &gate, r, None, None, 0).await.0,
+        404,
+        "no route"
     );
-    obs.upstream_error(&handles, 0, UpstreamErrorKind::Timeout);
-    obs.mismatch(&handles, 1, "upstream sent Access-Control-Allow-Origin: *");
-    obs.reload(true);
-    obs.reload(false);
-    obs.reload(false);
-    let _conn = obs.connection();
+    let r = ("GET", "api.example.com", "/slow?ms=2000");
+    assert_eq!(
+        send(&client, &gate, r, None, None, 0).await.0,
+        504,
+        "timeout"
+    );
+    // report-only, and the upstream's own Access-Control-Allow-Origin disagrees.
+    let mismatch = client
+        .get(gate.url("/legacy/x"))
+        .header("host", "old.example.com")
+        .header("origin", "https://old.example.com")
+        .header("x-reply-header", "access-control-allow-origin: *")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mismatch.status(), 200);
+    // The real reload step on the gate's live state: one applied, two rejected.
+    let reloader = corsgate::reload::Reloader::new(
+        file.path(),
+        Arc::clone(&gate.shared),
+        Arc::clone(&gate.observer),
+    );
+    assert!(reloader.reload_blocking().is_ok());
+    std::fs::write(file.path(), "[server\nbroken").unwrap();
+    assert!(reloader.reload_blocking().is_err());
+    assert!(reloader.reload_blocking().is_err());
+    drop(client);
+    // Exactly one open client connection.
+    gate.metric_becomes("corsgate_active_connections", &[], 0.0)
+        .await;
+    let _conn = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    gate.metric_becomes("corsgate_active_connections", &[], 1.0)
+        .await;
 
     let text = admin.metrics().await;
     let mut found: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
@@ -578,29 +588,20 @@ async fn metric_names_and_labels_match_the_spec_exactly() {
 
 #[tokio::test]
 async fn labels_carry_config_names_only_never_request_data() {
-    let snap = snapshot("json", false);
-    let obs = Observer::new();
-    let handles = obs.route_handles(&snap);
-    let admin = admin(obs.clone()).await;
+    let up = Upstream::start().await;
+    let gate = Gate::with()
+        .admin()
+        .start(&config_to(&up, "json", false))
+        .await;
+    let admin = Admin::of(&gate);
+    let client = support::client();
     for i in 0..20 {
         let host = format!("h{i}.random.example");
         let origin = format!("https://o{i}.random.example");
-        send(
-            &obs,
-            &handles,
-            &snap,
-            ("GET", &host, "/p"),
-            Some(&origin),
-            None,
-        );
-        send(
-            &obs,
-            &handles,
-            &snap,
-            ("GET", "api.example.com", "/"),
-            Some(&origin),
-            None,
-        );
+        let r = ("GET", host.as_str(), "/p");
+        assert_eq!(send(&client, &gate, r, Some(&origin), None, 0).await.0, 404);
+        let r = ("GET", "api.example.com", "/");
+        assert_eq!(send(&client, &gate, r, Some(&origin), None, 0).await.0, 403);
     }
     let text = admin.metrics().await;
     assert!(!text.contains("random"), "{text}");
@@ -620,90 +621,83 @@ async fn labels_carry_config_names_only_never_request_data() {
 
 #[tokio::test]
 async fn readyz_follows_readiness_and_turns_503_while_draining() {
-    let obs = Observer::new();
-    let admin = admin(obs.clone()).await;
+    let up = Upstream::start().await;
+    let bound = Gate::with()
+        .admin()
+        .bind(&config_to(&up, "json", false))
+        .await;
+    let admin = Admin::of(&bound.gate);
     assert_eq!(admin.get("/healthz").await.0, 200);
     assert_eq!(
         admin.get("/readyz").await.0,
         503,
         "not ready before listeners are bound"
     );
-    obs.set_ready(true);
+    let mut gate = bound.serve();
+    readyz_becomes(&admin, 200).await;
     let (status, ctype, body) = admin.get("/readyz").await;
     assert_eq!((status, body.as_str()), (200, "ready\n"));
     assert!(ctype.starts_with("text/plain"));
     // SIGTERM: the server marks itself not ready and drains; the admin listener keeps answering.
-    obs.set_ready(false);
+    gate.drained().await;
     assert_eq!(admin.get("/readyz").await.0, 503);
     assert_eq!(admin.get("/healthz").await.0, 200, "alive while draining");
     assert_eq!(admin.get("/nope").await.0, 404);
     let post = admin
         .client
-        .post(format!("http://{}/metrics", admin.addr))
+        .post(gate.admin_url("/metrics"))
         .send()
         .await
         .unwrap();
     assert_eq!(post.status(), 405);
     assert_eq!(post.headers()["allow"], "GET, HEAD");
 
-    admin.stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), admin.task)
-        .await
-        .expect("serve returns after shutdown")
-        .unwrap();
+    let healthz = gate.admin_url("/healthz");
+    // Panics unless the admin listener's `serve` returns after its shutdown.
+    gate.stop().await;
     let refused = reqwest::Client::builder().no_proxy().build().unwrap();
-    assert!(refused
-        .get(format!("http://{}/healthz", admin.addr))
-        .send()
-        .await
-        .is_err());
+    assert!(refused.get(healthz).send().await.is_err());
 }
 
 #[tokio::test]
 async fn the_active_connections_gauge_follows_connection_guards() {
-    let obs = Observer::new();
-    let admin = admin(obs.clone()).await;
-    let a = obs.connection();
-    let b = obs.connection();
-    assert!(admin
-        .metrics()
-        .await
-        .contains("corsgate_active_connections 2\n"));
+    let up = Upstream::start().await;
+    let gate = Gate::with()
+        .admin()
+        .start(&config_to(&up, "json", false))
+        .await;
+    let admin = Admin::of(&gate);
+    let gauge = |n: u32| format!("corsgate_active_connections {n}\n");
+    // Each client connection holds one guard while it is open.
+    let a = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    let b = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    gate.metric_becomes("corsgate_active_connections", &[], 2.0)
+        .await;
+    assert!(admin.metrics().await.contains(&gauge(2)));
     drop(a);
-    assert!(admin
-        .metrics()
-        .await
-        .contains("corsgate_active_connections 1\n"));
+    gate.metric_becomes("corsgate_active_connections", &[], 1.0)
+        .await;
+    assert!(admin.metrics().await.contains(&gauge(1)));
     drop(b);
-    assert!(admin
-        .metrics()
-        .await
-        .contains("corsgate_active_connections 0\n"));
+    gate.metric_becomes("corsgate_active_connections", &[], 0.0)
+        .await;
+    assert!(admin.metrics().await.contains(&gauge(0)));
 }
 
-#[test]
-fn a_reload_keeps_counting_on_the_same_series() {
-    let snap = snapshot("json", false);
-    let obs = Observer::new();
-    let first = obs.route_handles(&snap);
-    send(
-        &obs,
-        &first,
-        &snap,
-        ("GET", "api.example.com", "/"),
-        None,
-        None,
-    );
-    let second = obs.route_handles(&snap);
-    send(
-        &obs,
-        &second,
-        &snap,
-        ("GET", "api.example.com", "/"),
-        None,
-        None,
-    );
-    let text = obs.encode_metrics().unwrap();
+#[tokio::test]
+async fn a_reload_keeps_counting_on_the_same_series() {
+    let up = Upstream::start().await;
+    let toml = config_to(&up, "json", false);
+    let gate = Gate::start(&toml).await;
+    let client = support::client();
+    let r = ("GET", "api.example.com", "/");
+    assert_eq!(send(&client, &gate, r, None, None, 0).await.0, 200);
+    // What a reload installs: the same config rebuilt, with fresh handles from the same observer.
+    let loaded = corsgate::config::load_str(&toml, Path::new("reloaded.toml")).unwrap();
+    let live = corsgate::live::Live::build(loaded.snapshot, &gate.observer).unwrap();
+    gate.shared.store(Arc::new(live));
+    assert_eq!(send(&client, &gate, r, None, None, 0).await.0, 200);
+    let text = gate.observer.encode_metrics().unwrap();
     assert!(
         text.contains("corsgate_requests_total{route=\"api\",outcome=\"not-cors\"} 2\n"),
         "{text}"
@@ -722,138 +716,71 @@ fn an_invalid_rust_log_override_is_an_error_not_silence() {
     assert!(err.to_string().contains("RUST_LOG"), "{err}");
 }
 
-#[test]
-fn upstream_errors_and_mismatches_are_logged_with_config_names() {
-    let snap = snapshot("json", false);
-    let obs = Observer::new();
-    let handles = obs.route_handles(&snap);
-    let cap = logged(&snap.log, || {
-        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        obs.upstream_failure(&handles, 0, UpstreamErrorKind::Connect, Some(&refused));
-        obs.mismatch(&handles, 1, "upstream sent Access-Control-Allow-Origin: *");
-        // Out-of-range indices are ignored rather than panicking.
-        obs.upstream_error(&handles, 9, UpstreamErrorKind::Tls);
-        obs.mismatch(&handles, 9, "x");
-    });
+#[tokio::test]
+async fn upstream_errors_and_mismatches_are_logged_with_config_names() {
+    // A port that was just free: nothing listens there any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = config("json", false, &format!("url = \"http://127.0.0.1:{port}\""));
+    let dead = Gate::start(&refused).await;
+    let up = Upstream::start().await;
+    let live = Gate::start(&config_to(&up, "json", false)).await;
+    let (cap, _log) = capture(&dead);
+    let client = support::client();
+    let r = ("GET", "api.example.com", "/");
+    assert_eq!(send(&client, &dead, r, None, None, 0).await.0, 502);
+    let mismatch = client
+        .get(live.url("/legacy/x"))
+        .header("origin", "https://old.example.com")
+        .header("x-reply-header", "access-control-allow-origin: *")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mismatch.status(), 200);
     let lines = cap.json();
-    let up = with_target(&lines, "corsgate::upstream");
-    assert_eq!(up.len(), 1, "{lines:#?}");
-    assert_eq!(up[0]["level"], "WARN");
-    assert_eq!(up[0]["upstream"], "backend");
-    assert_eq!(up[0]["kind"], "connect");
-    assert_eq!(up[0]["error"], "refused");
+    let upstream = with_target(&lines, "corsgate::upstream");
+    assert_eq!(upstream.len(), 1, "{lines:#?}");
+    assert_eq!(upstream[0]["level"], "WARN");
+    assert_eq!(upstream[0]["upstream"], "backend");
+    assert_eq!(upstream[0]["kind"], "connect");
+    let error = upstream[0]["error"].as_str().unwrap().to_ascii_lowercase();
+    assert!(error.contains("refused"), "{}", upstream[0]);
     let mm = with_target(&lines, "corsgate::mismatch");
     assert_eq!(mm.len(), 1, "{lines:#?}");
     assert_eq!(mm[0]["route"], "legacy");
     assert_eq!(mm[0]["policy"], "lenient");
     assert_eq!(
         mm[0]["detail"],
-        "upstream sent Access-Control-Allow-Origin: *"
+        "upstream Access-Control-Allow-Origin: \"*\", corsgate would send: \"https://old.example.com\""
     );
 }
 
-// === through the real proxy ===
+// === through the real proxy, with its admin listener ===
 
-/// The real proxy (`server::serve`) and the real admin listener sharing one observer, both on
-/// 127.0.0.1:0, in front of the recording upstream of tests/support.
-struct Stack {
-    proxy: SocketAddr,
-    admin: Admin,
-    obs: Arc<Observer>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-async fn stack(up: &support::Upstream) -> Stack {
-    let toml = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "10s"
-
-[log]
-format = "json"
-access_log = true
-
-[upstreams.backend]
-url = "{}"
-
-[policies.strict]
-allowed_origins = ["https://app.example.com"]
-allowed_methods = ["GET", "POST"]
-allow_credentials = true
-
-[[routes]]
-name = "api"
-upstream = "backend"
-policy = "strict"
-"#,
-        up.url()
-    );
-    let loaded = corsgate::config::load_str(&toml, Path::new("e2e.toml")).unwrap();
-    let obs = Observer::new();
-    let live = corsgate::live::Live::build(loaded.snapshot, &obs).unwrap();
-    let shared = Arc::new(corsgate::live::Shared::from_pointee(live));
-    let admin = admin(obs.clone()).await;
+#[tokio::test]
+async fn through_the_proxy_a_denied_preflight_is_counted_logged_and_never_forwarded() {
+    let up = Upstream::start().await;
+    let bound = Gate::with()
+        .admin()
+        .bind(&config_to(&up, "json", true))
+        .await;
+    let admin = Admin::of(&bound.gate);
     assert_eq!(
         admin.get("/readyz").await.0,
         503,
         "not ready before the proxy serves"
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(corsgate::server::serve(
-        vec![listener],
-        shared,
-        obs.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Stack {
-        proxy,
-        admin,
-        obs,
-        stop,
-        server,
-    }
-}
-
-/// Poll `/readyz` until it answers `want` (there is no other signal for the server's
-/// `set_ready` calls, which happen inside `serve`).
-async fn readyz_becomes(admin: &Admin, want: u16) {
-    let deadline = Instant::now() + support::PATIENCE;
-    while admin.get("/readyz").await.0 != want {
-        assert!(Instant::now() < deadline, "/readyz never answered {want}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-#[tokio::test]
-async fn through_the_proxy_a_denied_preflight_is_counted_logged_and_never_forwarded() {
-    let up = support::Upstream::start().await;
-    // The current-thread runtime runs the proxy's tasks on this thread, so a thread-local
-    // subscriber sees their events.
-    let cap = Capture::default();
-    let writer = cap.clone();
-    let settings = LogSettings {
-        format: LogFormat::Json,
-        level: "info".into(),
-        access_log: true,
-    };
-    let dispatch =
-        corsgate::telemetry::dispatch(&settings, None, false, move || writer.clone()).unwrap();
-    let _guard = tracing::dispatcher::set_default(&dispatch);
-    let s = stack(&up).await;
-    readyz_becomes(&s.admin, 200).await;
+    let gate = bound.serve();
+    let (cap, _log) = capture(&gate);
+    readyz_becomes(&admin, 200).await;
     let client = support::client();
 
     let res = client
-        .request(
-            Method::OPTIONS,
-            format!("http://{}/v1/x?token=secret", s.proxy),
-        )
+        .request(Method::OPTIONS, gate.url("/v1/x?token=secret"))
+        .header("host", "api.example.com")
         .header("origin", "https://app.example.com")
         .header("access-control-request-method", "PATCH")
         .send()
@@ -861,7 +788,8 @@ async fn through_the_proxy_a_denied_preflight_is_counted_logged_and_never_forwar
         .unwrap();
     assert_eq!(res.status(), 403);
     let res = client
-        .get(format!("http://{}/v1/y", s.proxy))
+        .get(gate.url("/v1/y"))
+        .header("host", "api.example.com")
         .header("origin", "https://app.example.com")
         .send()
         .await
@@ -874,7 +802,7 @@ async fn through_the_proxy_a_denied_preflight_is_counted_logged_and_never_forwar
         "the denied preflight never reached the upstream"
     );
 
-    let text = s.admin.metrics().await;
+    let text = admin.metrics().await;
     for sample in [
         "corsgate_cors_denials_total{route=\"api\",reason=\"method_not_allowed\"} 1",
         "corsgate_requests_total{route=\"api\",outcome=\"preflight-denied\"} 1",
@@ -904,42 +832,43 @@ async fn through_the_proxy_a_denied_preflight_is_counted_logged_and_never_forwar
     let denial = with_target(&lines, "corsgate::denial");
     assert_eq!(denial.len(), 1, "{lines:#?}");
     assert_eq!(denial[0]["message"], "CORS preflight denied");
-    s.stop.send(()).unwrap();
-    tokio::time::timeout(support::PATIENCE, s.server)
-        .await
-        .unwrap()
-        .unwrap();
+    gate.stop().await;
 }
 
 #[tokio::test]
 async fn readyz_is_503_while_the_proxy_drains_an_in_flight_request() {
-    let up = support::Upstream::start().await;
-    let s = stack(&up).await;
-    readyz_becomes(&s.admin, 200).await;
-    let url = format!("http://{}/slow?ms=1500", s.proxy);
-    let slow = tokio::spawn(async move { support::client().get(url).send().await });
+    let up = Upstream::start().await;
+    let mut gate = Gate::with()
+        .admin()
+        .start(&config_to(&up, "json", true))
+        .await;
+    let admin = Admin::of(&gate);
+    readyz_becomes(&admin, 200).await;
+    let url = gate.url("/slow?ms=1500");
+    let slow = tokio::spawn(async move {
+        let req = support::client().get(url).header("host", "api.example.com");
+        req.send().await
+    });
     up.wait_for_hits(1).await;
-    let text = s.admin.metrics().await;
+    let text = admin.metrics().await;
     assert!(text.contains("corsgate_active_connections 1\n"), "{text}");
 
-    s.stop.send(()).unwrap();
-    readyz_becomes(&s.admin, 503).await;
+    gate.shutdown();
+    readyz_becomes(&admin, 503).await;
     assert!(
         !slow.is_finished(),
         "503 was observed while the request was still in flight"
     );
-    assert_eq!(s.admin.get("/healthz").await.0, 200, "alive while draining");
+    assert_eq!(admin.get("/healthz").await.0, 200, "alive while draining");
 
     let res = slow
         .await
         .unwrap()
         .expect("the in-flight request completes during the drain");
     assert_eq!(res.status(), 200);
-    tokio::time::timeout(support::PATIENCE, s.server)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(s.admin.get("/readyz").await.0, 503);
-    let text = s.obs.encode_metrics().unwrap();
+    gate.drained().await;
+    assert_eq!(admin.get("/readyz").await.0, 503);
+    let text = gate.observer.encode_metrics().unwrap();
     assert!(text.contains("corsgate_active_connections 0\n"), "{text}");
+    gate.stop().await;
 }

@@ -1,4 +1,4 @@
-//! The recording upstream: one hyper HTTP/1.1 server whose behaviour each request picks (see the
+//! The recording upstream: one hyper HTTP/1.1 server (plain or TLS) whose behaviour each request picks (see the
 //! module docs of `support`).
 
 use std::convert::Infallible;
@@ -55,6 +55,7 @@ impl Recorder {
 pub struct Upstream {
     /// Where it listens.
     pub addr: SocketAddr,
+    https: bool,
     rec: Arc<Recorder>,
     _stop: oneshot::Sender<()>,
 }
@@ -62,11 +63,22 @@ pub struct Upstream {
 impl Upstream {
     /// Start an upstream; it stops when dropped.
     pub async fn start() -> Upstream {
+        Upstream::serve(None).await
+    }
+
+    /// Start an HTTPS upstream (HTTP/1.1 over TLS with `config`'s certificate); it stops when
+    /// dropped. Its [`Upstream::url`] names `localhost`, for SNI and certificate checks.
+    pub async fn start_tls(config: Arc<rustls::ServerConfig>) -> Upstream {
+        Upstream::serve(Some(tokio_rustls::TlsAcceptor::from(config))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let rec = Arc::new(Recorder::default());
         let (stop, mut stopped) = oneshot::channel::<()>();
         let recorder = Arc::clone(&rec);
+        let https = tls.is_some();
         tokio::spawn(async move {
             loop {
                 let (stream, _) = tokio::select! {
@@ -74,26 +86,42 @@ impl Upstream {
                     a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
                 };
                 let rec = Arc::clone(&recorder);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc =
                         hyper::service::service_fn(move |req| upstream(Arc::clone(&rec), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .with_upgrades()
-                        .await;
+                    let http1 = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => {
+                            let io = TokioIo::new(stream);
+                            http1.serve_connection(io, svc).with_upgrades().await
+                        }
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let io = TokioIo::new(stream);
+                            http1.serve_connection(io, svc).with_upgrades().await
+                        }
+                    };
                 });
             }
         });
         Upstream {
             addr,
+            https,
             rec,
             _stop: stop,
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` for a TLS upstream.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.https {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
     }
 
     /// How many requests arrived (counted when their head arrived, or their body for `/upload`).

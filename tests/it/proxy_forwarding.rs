@@ -1,14 +1,12 @@
 //! Forwarding through the running proxy: header rewrite, normalised targets, two upstreams on two
 //! routes, streamed bodies both ways, keep-alive, h2c, and WebSocket tunnels.
 
-mod support;
-
-use futures_util::{SinkExt, StreamExt};
-use reqwest::{StatusCode, Version};
-use support::{
+use crate::support::{
     client, drain, generated_upload, h2c_client, one_route, pattern_sum, raw, raw_status, Gate,
     Upstream,
 };
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{StatusCode, Version};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 

@@ -6,6 +6,9 @@
 //! let gate = Gate::start(&one_route(&up, r#"allowed_origins = ["https://app.example"]"#)).await;
 //! let res = client().get(gate.url("/x")).header("origin", "https://app.example").send().await?;
 //! assert_eq!(up.hits(), 1);
+//! // With the admin listener and a chosen observer, bound before it serves:
+//! let gate = Gate::with().observer(obs).admin().start(&toml).await;
+//! let https = Upstream::start_tls(server_config).await; // https://localhost:PORT
 //! ```
 //!
 //! The upstream's behaviour is chosen by the request (path suffix and `x-reply-*` headers), so one
@@ -19,8 +22,6 @@
 //!   a Content-Length);
 //! - `Upgrade: websocket` is accepted and echoed;
 //! - anything else: 200 `hello from upstream`.
-// Each test crate uses a different part of the harness.
-#![allow(dead_code, unused_imports)]
 
 mod binary;
 mod bodies;
@@ -28,9 +29,9 @@ mod logged;
 mod upstream;
 
 pub use binary::Binary;
-pub use bodies::{drain, generated_upload, pattern_byte, pattern_sum, Generated};
+pub use bodies::{drain, generated_upload, pattern_sum};
 pub use logged::Logged;
-pub use upstream::{Seen, Upstream};
+pub use upstream::Upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,49 +72,134 @@ policy = "p"
     )
 }
 
-/// The real proxy, in-process, listening on 127.0.0.1:0 (the config's `listen` is ignored).
+/// The real proxy, in-process, listening on 127.0.0.1:0 (the config's `listen` is ignored), and
+/// optionally its admin listener: the one start sequence every in-process test uses.
 pub struct Gate {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where the admin listener listens, if [`Start::admin`] asked for one.
+    pub admin: Option<SocketAddr>,
     /// The live state, to inspect or swap.
     pub shared: Arc<Shared>,
     /// Its observer, to read metrics.
     pub observer: Arc<Observer>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    admin_stop: Option<oneshot::Sender<()>>,
+    admin_task: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Gate {
+/// How to start a [`Gate`]: which observer it records to, and whether its admin listener runs.
+#[derive(Default)]
+pub struct Start {
+    observer: Option<Arc<Observer>>,
+    admin: bool,
+}
+
+impl Start {
+    /// Record to `observer` (e.g. one with a test clock) instead of a fresh `Observer::new()`.
+    pub fn observer(mut self, observer: Arc<Observer>) -> Start {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Also run the real admin listener (`/healthz`, `/readyz`, `/metrics`) on 127.0.0.1:0.
+    pub fn admin(mut self) -> Start {
+        self.admin = true;
+        self
+    }
+
     /// Compile `toml` and serve it. Panics with the diagnostics if the config does not compile.
-    pub async fn start(toml: &str) -> Gate {
+    pub async fn start(self, toml: &str) -> Gate {
+        self.bind(toml).await.serve()
+    }
+
+    /// Compile `toml`, bind the proxy's socket and start the admin listener (if asked for), but do
+    /// not serve yet: what the admin listener answers before the proxy is up can be checked.
+    pub async fn bind(self, toml: &str) -> Bound {
         let loaded = corsgate::config::load_str(toml, &PathBuf::from("test.toml"))
             .unwrap_or_else(|e| panic!("test config does not compile:\n{e}"));
-        let observer = Observer::new();
+        let observer = self.observer.unwrap_or_default();
         let live = Live::build(loaded.snapshot, &observer).unwrap();
         let shared = Arc::new(Shared::from_pointee(live));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (mut admin, mut admin_stop, mut admin_task) = (None, None, None);
+        if self.admin {
+            // Bound before `serve` starts, so requests wait in the backlog instead of racing the
+            // accept loop.
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            admin = Some(listener.local_addr().unwrap());
+            let (stop, stopped) = oneshot::channel::<()>();
+            admin_stop = Some(stop);
+            admin_task = Some(tokio::spawn(corsgate::admin::serve(
+                listener,
+                Arc::clone(&observer),
+                async move {
+                    let _ = stopped.await;
+                },
+            )));
+        }
+        Bound {
+            gate: Gate {
+                addr: listener.local_addr().unwrap(),
+                admin,
+                shared,
+                observer,
+                stop: None,
+                task: None,
+                admin_stop,
+                admin_task,
+            },
+            listener,
+        }
+    }
+}
+
+/// A [`Gate`] whose proxy socket is bound but not yet served.
+pub struct Bound {
+    /// The gate to be (its `addr` is already final).
+    pub gate: Gate,
+    listener: TcpListener,
+}
+
+impl Bound {
+    /// Start `server::serve` on the bound socket.
+    pub fn serve(self) -> Gate {
+        let Bound { mut gate, listener } = self;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(corsgate::server::serve(
+        gate.stop = Some(stop);
+        gate.task = Some(tokio::spawn(corsgate::server::serve(
             vec![listener],
-            Arc::clone(&shared),
-            Arc::clone(&observer),
+            Arc::clone(&gate.shared),
+            Arc::clone(&gate.observer),
             async move {
                 let _ = stopped.await;
             },
-        ));
-        Gate {
-            addr,
-            shared,
-            observer,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        )));
+        gate
+    }
+}
+
+impl Gate {
+    /// Compile `toml` and serve it with a fresh observer and no admin listener.
+    pub async fn start(toml: &str) -> Gate {
+        Gate::with().start(toml).await
+    }
+
+    /// Choose how to start: `Gate::with().admin().start(toml)`.
+    pub fn with() -> Start {
+        Start::default()
     }
 
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://ADMIN{path}` (panics if the gate was started without its admin listener).
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self.admin.expect("started without Start::admin");
+        format!("http://{admin}{path}")
     }
 
     /// The value of one metric sample, e.g. `metric("corsgate_upstream_errors_total",
@@ -130,12 +216,43 @@ impl Gate {
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
-    /// Begin a graceful shutdown; returns when the server has drained.
-    pub async fn stop(mut self) {
+    /// Wait until [`Gate::metric`] reads `want` (for values the server moves after the response,
+    /// such as the connection gauge).
+    pub async fn metric_becomes(&self, name: &str, labels: &[(&str, &str)], want: f64) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.metric(name, labels) != Some(want) {
+            let now = self.metric(name, labels);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} stayed at {now:?}, never {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Begin the proxy's graceful shutdown without waiting; the admin listener keeps answering.
+    pub fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Begin the proxy's graceful shutdown and wait until it has drained (the admin listener, if
+    /// any, keeps answering until [`Gate::stop`]).
+    pub async fn drained(&mut self) {
+        self.shutdown();
         if let Some(task) = self.task.take() {
+            tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+        }
+    }
+
+    /// Drain the proxy, then stop the admin listener; returns when both have stopped.
+    pub async fn stop(mut self) {
+        self.drained().await;
+        if let Some(stop) = self.admin_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.admin_task.take() {
             tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
         }
     }

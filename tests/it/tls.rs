@@ -2,22 +2,17 @@
 //! upstream behind a private CA, an upstream with an untrusted certificate (502, kind="tls"), and a
 //! listener certificate rotated by SIGHUP and seen by the next handshake.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedKey, IsCa, KeyPair};
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-use support::{Gate, Logged, Upstream};
+use crate::support::{Gate, Logged, Upstream};
 
 /// A private CA and a leaf for `localhost`/127.0.0.1 signed by it.
 struct Pki {
@@ -107,43 +102,14 @@ policy = "p"
     )
 }
 
-/// An HTTPS upstream with `pki`'s leaf that answers 200 and echoes X-Forwarded-Proto.
-async fn https_upstream(dir: &Path, pki: &Pki) -> SocketAddr {
+/// The recording upstream over HTTPS, with `pki`'s leaf.
+async fn https_upstream(dir: &Path, pki: &Pki) -> Upstream {
     let config = corsgate::tls::server_config(
         &write(dir, "upstream-cert.pem", &pki.leaf.cert.pem()),
         &write(dir, "upstream-key.pem", &pki.leaf.key_pair.serialize_pem()),
     )
     .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let proto = req
-                        .headers()
-                        .get("x-forwarded-proto")
-                        .cloned()
-                        .unwrap_or(http::HeaderValue::from_static("none"));
-                    Ok::<_, std::convert::Infallible>(
-                        Response::builder()
-                            .header("x-seen-proto", proto)
-                            .body(Full::new(Bytes::from_static(b"secure upstream")))
-                            .unwrap(),
-                    )
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    addr
+    Upstream::start_tls(config).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,7 +171,7 @@ async fn https_upstream_behind_a_private_ca_works_and_an_untrusted_one_is_a_502(
     let dir = tempfile::tempdir().unwrap();
     let upstream = https_upstream(dir.path(), &up_pki).await;
     let ca = write(dir.path(), "upstream-ca.pem", &up_pki.ca_pem);
-    let url = format!("https://localhost:{}", upstream.port());
+    let url = upstream.url();
 
     // With ca_file: verified, SNI localhost, 200.
     let listener_pki = pki();
@@ -225,8 +191,9 @@ async fn https_upstream_behind_a_private_ca_works_and_an_untrusted_one_is_a_502(
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["x-seen-proto"], "https");
-    assert_eq!(res.text().await.unwrap(), "secure upstream");
+    assert_eq!(res.text().await.unwrap(), "hello from upstream\n");
+    assert_eq!(upstream.hits(), 1, "the request arrived over TLS");
+    assert_eq!(upstream.last().headers["x-forwarded-proto"], "https");
     gate.stop().await;
 
     // Without it the upstream's CA is unknown: 502, with CORS headers, counted as kind="tls".

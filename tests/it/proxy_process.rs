@@ -1,12 +1,10 @@
 //! The real binary as a child process: SIGTERM drains a slow in-flight request and exits 0, SIGINT
 //! too, and 200 MB streamed each way leave its resident memory almost unchanged.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{client, drain, generated_upload, one_route, pattern_sum, Binary, Upstream};
 use reqwest::StatusCode;
-use support::{client, drain, generated_upload, one_route, pattern_sum, Binary, Upstream};
 
 const POLICY: &str = r#"allowed_origins = ["https://app.example"]
 allowed_methods = ["GET", "POST"]"#;
