@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::live::{Live, Shared};
+use crate::gateway::Gateway;
 use crate::observe::Observer;
 use crate::snapshot::LogSettings;
 use pages::{Pages, Role};
@@ -88,10 +88,10 @@ impl Demo {
         let toml = demo_config(upstream, &format!("http://{allowed_page}"));
         let loaded = crate::config::load_str(&toml, Path::new("<corsgate demo>"))
             .context("the built-in demo config does not compile")?;
-        let observer = Observer::new();
-        let live = Live::build(loaded.snapshot, &observer).context("demo upstream client")?;
+        let gateway =
+            Gateway::new(loaded.snapshot, Observer::new()).context("demo upstream client")?;
         // The page's `/explain` reads the very snapshot the proxy serves.
-        let snapshot = Arc::clone(&live.snapshot);
+        let snapshot = gateway.snapshot();
         let log = snapshot.log.clone();
         let (stop, stopped) = watch::channel(false);
         let api_host = api.to_string();
@@ -122,7 +122,7 @@ impl Demo {
                 page(Role::Denied, allowed_page),
                 stopped.clone(),
             )),
-            proxy(api_l, live, observer, stopped),
+            proxy(api_l, &gateway, stopped),
         ];
         Ok(Demo {
             api,
@@ -157,24 +157,17 @@ impl Demo {
     }
 }
 
-/// Start the real proxy (`server::serve`, the code `corsgate run` uses) on `listener` with `live`
-/// until `stop` turns true.
+/// Start the real proxy (the `Gateway` that `corsgate run` starts) on `listener` until `stop` turns
+/// true.
 fn proxy(
     listener: TcpListener,
-    live: Live,
-    observer: Arc<Observer>,
+    gateway: &Gateway,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let shared = Arc::new(Shared::from_pointee(live));
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    tokio::spawn(crate::server::serve(
-        vec![listener],
-        shared,
-        observer,
-        shutdown,
-    ))
+    tokio::spawn(gateway.serve(vec![listener], shutdown))
 }
 
 /// Start the demo, print the URLs, run until Ctrl-C (or SIGTERM), then stop everything.

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod editor;
+pub mod gateway;
 /// Runtime state swapped on reload: snapshot, upstream clients, metric handles.
 pub mod live;
 pub mod observe;

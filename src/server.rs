@@ -21,7 +21,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::{self, ConfigError};
-use crate::live::{Live, LiveError, Shared};
+use crate::gateway::Gateway;
+use crate::live::{LiveError, Shared};
 use crate::observe::Observer;
 use crate::policy::Scheme;
 use crate::proxy::Proxy;
@@ -80,19 +81,20 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     // Signals are hooked before the sockets exist, so a SIGTERM that follows readiness is never
     // the default (abrupt) one.
     let shutdown = shutdown_signal()?;
-    let observer = Observer::new();
-    let live = Live::build(loaded.snapshot, &observer)?;
-    let listen = live.snapshot.server.listen.clone();
-    let live_admin = live.snapshot.server.admin;
-    let scheme = if live.snapshot.tls.is_some() {
+    let gateway = Gateway::new(loaded.snapshot, Observer::new())?;
+    let snapshot = gateway.snapshot();
+    let listen = snapshot.server.listen.clone();
+    let live_admin = snapshot.server.admin;
+    let scheme = if snapshot.tls.is_some() {
         "https"
     } else {
         "http"
     };
-    let shared = Arc::new(Shared::from_pointee(live));
+    drop(snapshot);
     // SIGHUP is hooked before the listening lines go out: a supervisor (or a test) that signals as
     // soon as corsgate reports it is up must get a reload, not SIGHUP's default (terminate).
-    crate::reload::spawn(config_path, Arc::clone(&shared), Arc::clone(&observer))
+    gateway
+        .reload_on_signals(config_path)
         .map_err(ServerError::Signal)?;
     let mut listeners = Vec::with_capacity(listen.len());
     for addr in listen {
@@ -116,21 +118,17 @@ pub async fn run(config_path: &Path) -> Result<(), ServerError> {
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
         tracing::info!(%addr, "admin listening");
-        tokio::spawn(crate::admin::serve(
-            listener,
-            Arc::clone(&observer),
-            async move {
-                let _ = admin_stopped.await;
-            },
-        ));
+        tokio::spawn(gateway.serve_admin(listener, async move {
+            let _ = admin_stopped.await;
+        }));
     }
-    serve(listeners, shared, observer, shutdown).await;
+    gateway.serve(listeners, shutdown).await;
     let _ = admin_stop.send(());
     Ok(())
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
-fn shutdown_signal() -> Result<impl Future<Output = ()>, ServerError> {
+fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, ServerError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
@@ -148,7 +146,7 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, ServerError> {
 ///
 /// Connection settings (`header_read_timeout`, `max_connections`, `shutdown_grace`) are read from
 /// the snapshot live at the start; a reload changes policies and routes, not these.
-pub async fn serve(
+pub(crate) async fn serve(
     listeners: Vec<TcpListener>,
     shared: Arc<Shared>,
     observer: Arc<Observer>,

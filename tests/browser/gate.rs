@@ -3,13 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use corsgate::live::{Live, Shared};
+use corsgate::gateway::Gateway;
 use corsgate::observe::Observer;
 
 use crate::engine::{Browser, Engine, Page};
@@ -33,21 +32,14 @@ impl Gate {
                 e.errors.join("\n")
             ),
         };
-        let observer = Observer::new();
-        let live = Live::build(loaded.snapshot, &observer).expect("upstream clients");
-        let shared = Arc::new(Shared::from_pointee(live));
+        let gateway = Gateway::new(loaded.snapshot, Observer::new()).expect("upstream clients");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(corsgate::server::serve(
-            vec![listener],
-            shared,
-            observer,
-            shutdown,
-        ));
+        let task = tokio::spawn(gateway.serve(vec![listener], shutdown));
         Gate {
             addr,
             stop: Some(stop),

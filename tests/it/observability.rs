@@ -143,7 +143,7 @@ impl Capture {
 /// Capture this thread's log lines with the proxy's own subscriber, configured by the gate's
 /// `[log]`, for as long as the guard lives.
 fn capture(gate: &Gate) -> (Capture, tracing::dispatcher::DefaultGuard) {
-    let settings = gate.shared.load().snapshot.log.clone();
+    let settings = gate.gateway.snapshot().log.clone();
     let cap = Capture::default();
     let writer = cap.clone();
     let dispatch = corsgate::telemetry::dispatch(&settings, None, false, move || writer.clone())
@@ -501,11 +501,7 @@ async fn metric_names_and_labels_match_the_spec_exactly() {
         .unwrap();
     assert_eq!(mismatch.status(), 200);
     // The real reload step on the gate's live state: one applied, two rejected.
-    let reloader = corsgate::reload::Reloader::new(
-        file.path(),
-        Arc::clone(&gate.shared),
-        Arc::clone(&gate.observer),
-    );
+    let reloader = gate.gateway.reloader(file.path());
     assert!(reloader.reload_blocking().is_ok());
     std::fs::write(file.path(), "[server\nbroken").unwrap();
     assert!(reloader.reload_blocking().is_err());
@@ -694,8 +690,7 @@ async fn a_reload_keeps_counting_on_the_same_series() {
     assert_eq!(send(&client, &gate, r, None, None, 0).await.0, 200);
     // What a reload installs: the same config rebuilt, with fresh handles from the same observer.
     let loaded = corsgate::config::load_str(&toml, Path::new("reloaded.toml")).unwrap();
-    let live = corsgate::live::Live::build(loaded.snapshot, &gate.observer).unwrap();
-    gate.shared.store(Arc::new(live));
+    gate.gateway.install(loaded.snapshot).unwrap();
     assert_eq!(send(&client, &gate, r, None, None, 0).await.0, 200);
     let text = gate.observer.encode_metrics().unwrap();
     assert!(

@@ -4,7 +4,6 @@
 //! checked where the family has series (extend `live_metrics`'s config when a new one needs it).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -124,13 +123,9 @@ policy = "strict"
         .expect("bind admin");
     let admin_addr = admin.local_addr().expect("admin addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_task = tokio::spawn(corsgate::admin::serve(
-        admin,
-        Arc::clone(&gate.observer),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let admin_task = tokio::spawn(gate.gateway.serve_admin(admin, async move {
+        let _ = stopped.await;
+    }));
 
     let c = client();
     let send = |path: &str, origin: Option<&str>, extra: Option<(&str, &str)>| {

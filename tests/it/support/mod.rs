@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use corsgate::live::{Live, Shared};
+use corsgate::gateway::Gateway;
 use corsgate::observe::Observer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -79,8 +79,8 @@ pub struct Gate {
     pub addr: SocketAddr,
     /// Where the admin listener listens, if [`Start::admin`] asked for one.
     pub admin: Option<SocketAddr>,
-    /// The live state, to inspect or swap.
-    pub shared: Arc<Shared>,
+    /// The gateway it runs: its snapshot, reloader and observer.
+    pub gateway: Gateway,
     /// Its observer, to read metrics.
     pub observer: Arc<Observer>,
     stop: Option<oneshot::Sender<()>>,
@@ -120,8 +120,7 @@ impl Start {
         let loaded = corsgate::config::load_str(toml, &PathBuf::from("test.toml"))
             .unwrap_or_else(|e| panic!("test config does not compile:\n{e}"));
         let observer = self.observer.unwrap_or_default();
-        let live = Live::build(loaded.snapshot, &observer).unwrap();
-        let shared = Arc::new(Shared::from_pointee(live));
+        let gateway = Gateway::new(loaded.snapshot, Arc::clone(&observer)).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (mut admin, mut admin_stop, mut admin_task) = (None, None, None);
         if self.admin {
@@ -131,19 +130,15 @@ impl Start {
             admin = Some(listener.local_addr().unwrap());
             let (stop, stopped) = oneshot::channel::<()>();
             admin_stop = Some(stop);
-            admin_task = Some(tokio::spawn(corsgate::admin::serve(
-                listener,
-                Arc::clone(&observer),
-                async move {
-                    let _ = stopped.await;
-                },
-            )));
+            admin_task = Some(tokio::spawn(gateway.serve_admin(listener, async move {
+                let _ = stopped.await;
+            })));
         }
         Bound {
             gate: Gate {
                 addr: listener.local_addr().unwrap(),
                 admin,
-                shared,
+                gateway,
                 observer,
                 stop: None,
                 task: None,
@@ -168,10 +163,8 @@ impl Bound {
         let Bound { mut gate, listener } = self;
         let (stop, stopped) = oneshot::channel::<()>();
         gate.stop = Some(stop);
-        gate.task = Some(tokio::spawn(corsgate::server::serve(
+        gate.task = Some(tokio::spawn(gate.gateway.serve(
             vec![listener],
-            Arc::clone(&gate.shared),
-            Arc::clone(&gate.observer),
             async move {
                 let _ = stopped.await;
             },
