@@ -9,8 +9,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::header::{HeaderMap, HeaderValue, ORIGIN};
 use http::Method;
 
-use corsgate::policy::{RequestView, Scheme};
-use corsgate::snapshot::Snapshot;
+use corsgate::Snapshot;
+use corsgate::{RequestView, Scheme};
 
 fn snapshot(exact: usize, headers: usize) -> Snapshot {
     let mut origins: Vec<String> = (0..exact)
@@ -27,7 +27,7 @@ fn snapshot(exact: usize, headers: usize) -> Snapshot {
         origins.join(","),
         names.join(",")
     );
-    corsgate::config::load_str(&toml, Path::new("bench.toml"))
+    corsgate::load_str(&toml, Path::new("bench.toml"))
         .expect("bench config compiles")
         .snapshot
 }
@@ -45,7 +45,7 @@ fn bench_origins(c: &mut Criterion) {
                 let view = RequestView {
                     method: &get,
                     scheme: Scheme::Https,
-                    host: corsgate::authority::Authority::parse("api.example.com").ok(),
+                    host: corsgate::Authority::parse("api.example.com").ok(),
                     path: "/v1/orders/42",
                     headers: &headers,
                 };
@@ -62,7 +62,7 @@ fn bench_origins(c: &mut Criterion) {
                 let view = RequestView {
                     method: &get,
                     scheme: Scheme::Https,
-                    host: corsgate::authority::Authority::parse("api.example.com").ok(),
+                    host: corsgate::Authority::parse("api.example.com").ok(),
                     path: "/v1/orders/42",
                     headers: &wild,
                 };
@@ -93,7 +93,7 @@ fn bench_preflight(c: &mut Criterion) {
         let view = RequestView {
             method: &options,
             scheme: Scheme::Https,
-            host: corsgate::authority::Authority::parse("api.example.com").ok(),
+            host: corsgate::Authority::parse("api.example.com").ok(),
             path: "/v1/orders",
             headers: &headers,
         };

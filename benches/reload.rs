@@ -2,13 +2,10 @@
 //! and swap it in (everything between SIGHUP and the swap). Target (issue 4): under 50 ms.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use corsgate::live::{Live, Shared};
-use corsgate::observe::Observer;
-use corsgate::reload::Reloader;
+use corsgate::{Gateway, Observer};
 
 fn big_config() -> String {
     let mut t = String::new();
@@ -46,10 +43,9 @@ fn bench_reload(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _guard = runtime.enter();
     let observer = Observer::new();
-    let loaded = corsgate::config::load(Path::new(&path)).expect("bench config compiles");
-    let live = Live::build(loaded.snapshot, &observer).unwrap();
-    let shared = Arc::new(Shared::from_pointee(live));
-    let reloader = Reloader::new(&path, shared, observer);
+    let loaded = corsgate::load(Path::new(&path)).expect("bench config compiles");
+    let gateway = Gateway::new(loaded.snapshot, observer).unwrap();
+    let reloader = gateway.reloader(&path);
     let mut group = c.benchmark_group("reload");
     group.sample_size(20);
     group.bench_function("10k_origins_1k_routes", |b| {

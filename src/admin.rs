@@ -35,7 +35,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serve the admin endpoints on `listener` until `shutdown` completes, then let open requests
 /// finish (for at most a few seconds).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     observer: Arc<Observer>,
     shutdown: impl Future<Output = ()>,

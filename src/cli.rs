@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-pub use clap_complete::Shell;
+pub(crate) use clap_complete::Shell;
 
 /// A CORS-enforcing reverse proxy: answers preflights, blocks denied cross-origin requests before they
 /// reach the upstream, and rewrites Access-Control-* headers on the way back.

@@ -55,7 +55,7 @@ policy = "demo"
 "#;
 
 /// The demo config for an upstream at `upstream` and a page at `page_origin`.
-pub fn demo_config(upstream: SocketAddr, page_origin: &str) -> String {
+pub(crate) fn demo_config(upstream: SocketAddr, page_origin: &str) -> String {
     DEMO_CONFIG
         .replace("{UPSTREAM}", &upstream.to_string())
         .replace("{PAGE_ORIGIN}", page_origin)
@@ -63,7 +63,7 @@ pub fn demo_config(upstream: SocketAddr, page_origin: &str) -> String {
 
 /// A running demo. Stop it with [`Demo::stop`].
 #[derive(Debug)]
-pub struct Demo {
+pub(crate) struct Demo {
     /// The proxy (the API the page calls, under `/api`).
     pub api: SocketAddr,
     /// The page on the origin the policy allows.
@@ -79,7 +79,7 @@ pub struct Demo {
 
 impl Demo {
     /// Bind every listener on 127.0.0.1 and start serving.
-    pub async fn start() -> anyhow::Result<Demo> {
+    pub(crate) async fn start() -> anyhow::Result<Demo> {
         let bind = || TcpListener::bind("127.0.0.1:0");
         let (up_l, api_l, ok_l, no_l) =
             (bind().await?, bind().await?, bind().await?, bind().await?);
@@ -136,7 +136,7 @@ impl Demo {
     }
 
     /// What `corsgate demo` prints: the URLs to open.
-    pub fn banner(&self) -> String {
+    pub(crate) fn banner(&self) -> String {
         format!(
             "corsgate demo: a CORS-enforcing proxy in front of an echo API, and a page that calls it.\n\
              \n  demo page (allowed origin): http://{}/\
@@ -149,7 +149,7 @@ impl Demo {
     }
 
     /// Stop accepting, let open connections finish (briefly), and wait for every server.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;

@@ -9,14 +9,14 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Shell};
 
 /// Write the completion script for `shell`.
-pub fn completions(shell: Shell, out: &mut dyn Write) {
+pub(crate) fn completions(shell: Shell, out: &mut dyn Write) {
     let mut cmd = Cli::command();
     clap_complete::generate(shell, &mut cmd, "corsgate", out);
 }
 
 /// Write the man page (roff): clap_mangen's page for `corsgate`, then a COMMAND OPTIONS section
 /// with the synopsis and options of each subcommand that takes any, so one page documents them all.
-pub fn manpage(out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn manpage(out: &mut dyn Write) -> io::Result<()> {
     let mut cmd = Cli::command();
     cmd.build();
     clap_mangen::Man::new(cmd.clone()).render(out)?;

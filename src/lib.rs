@@ -1,38 +1,69 @@
 //! corsgate: a standalone CORS-enforcing reverse proxy.
 //!
 //! # Layout
-//! - [`config`]: the TOML schema (`raw`), diagnostics with FILE:LINE:COL, and the compile step that is
-//!   the only way to a [`snapshot::Snapshot`].
-//! - [`policy`]: origin matching and the pure `decide` function (no I/O).
-//! - [`routes`]: host and path-prefix routing.
-//! - [`snapshot`]: the compiled config, evaluated per request.
-//! - [`observe`]: the data path's door to logs and metrics.
-//! - [`server`]: listeners and connections; [`proxy`] (issue 3) the per-request service.
-//! - [`report`]: `check` and `explain` output; [`cli`]: the command line; [`demo`]: `corsgate demo`.
-//! - [`editor`]: `schema`, `completions` and `manpage`, for editors and shells.
+//!
+//! A request walks down this list; `docs/architecture.md` has the map in full.
+//! - `server`: listeners, connections and their deadlines; `proxy`: the per-request service,
+//!   which only applies what the modules below decide.
+//! - `target`: the request target, checked first (normalised path, one `Authority`, or `Rejected`).
+//! - `snapshot`: the compiled config; `Snapshot::evaluate` routes (`routes`) and lets the route's
+//!   policy decide (`policy`: origin matching, `decide`, the `Plan` and every CORS response-header
+//!   write: pure, no I/O).
+//! - `live`: the snapshot made live (each route and upstream with its client and metric handles),
+//!   behind the one swap point that `reload` stores into.
+//! - `observe`: the data path's door to logs and metrics (`telemetry` behind it).
+//! - `gateway`: the front door that starts all of the above; `admin`, `tls`.
+//! - `config`: the TOML schema, diagnostics with FILE:LINE:COL, and the compile step that is the
+//!   only way to a `Snapshot`.
+//! - `report`: `check` and `explain`; `cli`, `demo`, `editor` (`schema`, `completions`, `manpage`).
+//!
+//! The public API is what is re-exported here; everything else is `pub(crate)`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![deny(unreachable_pub)]
 
-/// The admin listener: `/healthz`, `/readyz`, `/metrics`.
-pub mod admin;
-pub mod authority;
-pub mod cli;
-pub mod config;
-pub mod demo;
-pub mod editor;
-pub mod gateway;
-/// Runtime state swapped on reload: snapshot, upstream clients, metric handles.
-pub mod live;
-pub mod observe;
-pub mod policy;
-/// The per-request proxy service.
-pub mod proxy;
-pub mod reload;
-pub mod report;
-pub mod routes;
-pub mod server;
-pub mod snapshot;
-pub mod target;
-/// Tracing subscriber setup, the metric registry, and log rate limits behind [`observe`].
-pub mod telemetry;
-pub mod tls;
+mod admin;
+mod authority;
+mod cli;
+mod config;
+mod demo;
+mod editor;
+mod gateway;
+mod live;
+mod observe;
+mod policy;
+mod proxy;
+mod reload;
+mod report;
+mod routes;
+mod server;
+mod snapshot;
+mod target;
+mod telemetry;
+mod tls;
+
+pub use authority::Authority;
+pub use cli::{Cli, Command};
+pub use config::{load, load_str, ConfigError, Loaded};
+pub use gateway::Gateway;
+pub use observe::{Clock, Observer};
+pub use policy::{
+    Decision, DenialReason, OriginPattern, Outcome, RequestOrigin, RequestView, Scheme,
+};
+pub use reload::Reloader;
+pub use snapshot::{Evaluation, LogFormat, LogSettings, Routed, Snapshot};
+
+/// What `main` runs for each subcommand.
+pub mod commands {
+    pub use crate::demo::run as demo;
+    pub use crate::editor::schema_command as schema;
+    pub use crate::editor::{completions_command as completions, manpage_command as manpage};
+    pub use crate::report::{check_command as check, explain_command as explain};
+    pub use crate::server::run;
+}
+
+/// For tests that drive the proxy's own TLS and log setup.
+pub mod testing {
+    pub use crate::telemetry::dispatch;
+    pub use crate::tls::{provider, server_config};
+}

@@ -21,10 +21,10 @@ use crate::routes::Route;
 use crate::snapshot::{Snapshot, Upstream};
 
 /// The swap point: readers `load_full()`, a reload `store(Arc::new(live))`.
-pub type Shared = arc_swap::ArcSwap<Live>;
+pub(crate) type Shared = arc_swap::ArcSwap<Live>;
 
 /// The pooled HTTP client type used for every upstream (http, or https through rustls).
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
 /// How long an idle upstream connection stays in the pool.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -143,7 +143,7 @@ impl LiveUpstream {
 
 /// The connector for one upstream: plain TCP for `http`, rustls for `https` (webpki roots), with the
 /// upstream's `connect_timeout`. The one place to add `ca_file` (issue 5).
-pub fn connector(up: &Upstream) -> Result<HttpsConnector<HttpConnector>, LiveError> {
+pub(crate) fn connector(up: &Upstream) -> Result<HttpsConnector<HttpConnector>, LiveError> {
     let mut http = HttpConnector::new();
     // The https connector passes https URIs down to this one, which must not refuse them.
     http.enforce_http(false);

@@ -21,7 +21,7 @@ use crate::telemetry::{Admit, LogLimiter, DENIAL_TARGET, MISMATCH_TARGET, UPSTRE
 
 /// Denial (and mismatch, and upstream-error) log lines per second per route or upstream, before
 /// the rest are counted and summarised in one line.
-pub const DEFAULT_LOG_LINES_PER_SECOND: u32 = 10;
+pub(crate) const DEFAULT_LOG_LINES_PER_SECOND: u32 = 10;
 
 /// One finished request, as the access log and the metrics see it. Borrowed; nothing is formatted
 /// unless a log line is actually written.

@@ -16,7 +16,7 @@ use crate::live::{Live, Shared};
 use crate::observe::Observer;
 use crate::snapshot::Snapshot;
 
-pub use diff::Changes;
+pub(crate) use diff::Changes;
 
 /// Why a reload was rejected (the old config keeps serving).
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +167,7 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
 
 /// Reload on every SIGHUP, and on file changes when `watch_config` is set, until the runtime stops.
 /// Reloads run one at a time, in the order their triggers arrived.
-pub fn spawn(
+pub(crate) fn spawn(
     config_path: &Path,
     shared: Arc<Shared>,
     observer: Arc<Observer>,

@@ -40,7 +40,7 @@ pub fn check_command(path: &Path) -> ExitCode {
 }
 
 /// The `check` summary: routes, upstreams, policies with their origin counts.
-pub fn summary(s: &Snapshot) -> String {
+pub(crate) fn summary(s: &Snapshot) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: OK", s.source.display());
     let listen: Vec<String> = s.server.listen.iter().map(ToString::to_string).collect();
@@ -129,7 +129,7 @@ pub fn explain_command(path: &Path, args: &ExplainArgs) -> ExitCode {
 
 /// An owned request built from `explain`'s flags.
 #[derive(Debug)]
-pub struct ExplainRequest {
+pub(crate) struct ExplainRequest {
     method: Method,
     scheme: Scheme,
     host: Option<String>,
@@ -139,7 +139,7 @@ pub struct ExplainRequest {
 
 impl ExplainRequest {
     /// Build the request `explain` (and the demo) evaluates.
-    pub fn new(args: &ExplainArgs, tls: bool) -> Result<Self, String> {
+    pub(crate) fn new(args: &ExplainArgs, tls: bool) -> Result<Self, String> {
         let bad = |what: &str, v: &str| format!("invalid {what} {v:?}");
         let mut headers = HeaderMap::new();
         if let Some(o) = &args.origin {
@@ -199,7 +199,7 @@ impl ExplainRequest {
     }
 
     /// Borrow it as the policy engine's view.
-    pub fn view(&self) -> RequestView<'_> {
+    pub(crate) fn view(&self) -> RequestView<'_> {
         RequestView {
             method: &self.method,
             scheme: self.scheme,
@@ -212,7 +212,7 @@ impl ExplainRequest {
 
 /// The status the proxy itself answers with (`None` = forwarded to the upstream). The proxy's own
 /// plan decides it, so `explain` cannot drift from what `run` does.
-pub fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
+pub(crate) fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
     use crate::policy::Plan;
     let Some(routed) = eval.routed() else {
         return Some(match eval {
@@ -228,7 +228,7 @@ pub fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
 }
 
 /// The headers corsgate adds to the response (report-only adds none).
-pub fn response_headers(eval: &Evaluation<'_>) -> HeaderMap {
+pub(crate) fn response_headers(eval: &Evaluation<'_>) -> HeaderMap {
     let mut h = HeaderMap::new();
     // The proxy's own plan and header writer, applied to an empty response.
     if let Some(routed) = eval.routed() {
@@ -238,7 +238,7 @@ pub fn response_headers(eval: &Evaluation<'_>) -> HeaderMap {
 }
 
 /// Why the decision was made, in one sentence that names the rule.
-pub fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
+pub(crate) fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
     let origin = view
         .headers
         .get(ORIGIN)
@@ -292,7 +292,7 @@ pub fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
 }
 
 /// The `explain --json` object of interface.md.
-pub fn explain_json(eval: &Evaluation<'_>, view: &RequestView<'_>) -> Value {
+pub(crate) fn explain_json(eval: &Evaluation<'_>, view: &RequestView<'_>) -> Value {
     let mut headers = Map::new();
     let h = response_headers(eval);
     for name in h.keys() {
@@ -314,7 +314,7 @@ pub fn explain_json(eval: &Evaluation<'_>, view: &RequestView<'_>) -> Value {
 }
 
 /// The human-readable `explain` output.
-pub fn explain_text(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
+pub(crate) fn explain_text(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "decision: {}", eval.outcome().as_str());
     match eval.routed().map(|r| r.route) {

@@ -98,7 +98,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
 
 /// The upstream client config: webpki roots, plus every certificate in `ca_file` when given. There is
 /// deliberately no way to turn verification off.
-pub fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, TlsError> {
+pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {

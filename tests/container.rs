@@ -78,7 +78,7 @@ fn dockerfile_runtime_contract_matches_the_shipped_container_config() {
     );
 
     let path = root().join("deploy/container/corsgate.toml");
-    let loaded = corsgate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = corsgate::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let server = &loaded.snapshot.server;
     assert_eq!(
         server.listen,

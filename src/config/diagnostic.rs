@@ -5,7 +5,7 @@ use std::path::Path;
 
 /// Error or warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
+pub(crate) enum Severity {
     /// Fails the config.
     Error,
     /// Printed, never fatal.
@@ -14,7 +14,7 @@ pub enum Severity {
 
 /// One problem, located.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostic {
+pub(crate) struct Diagnostic {
     /// 1-based line.
     pub line: usize,
     /// 1-based column, in characters.
@@ -27,7 +27,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// Render as `FILE:LINE:COL: error: message`.
-    pub fn render(&self, path: &Path) -> String {
+    pub(crate) fn render(&self, path: &Path) -> String {
         let sev = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -44,14 +44,14 @@ impl Diagnostic {
 
 /// Collects diagnostics against one source text.
 #[derive(Debug)]
-pub struct Diagnostics<'t> {
+pub(crate) struct Diagnostics<'t> {
     text: &'t str,
     items: Vec<Diagnostic>,
 }
 
 impl<'t> Diagnostics<'t> {
     /// Start collecting for `text`.
-    pub fn new(text: &'t str) -> Self {
+    pub(crate) fn new(text: &'t str) -> Self {
         Self {
             text,
             items: Vec::new(),
@@ -59,17 +59,17 @@ impl<'t> Diagnostics<'t> {
     }
 
     /// An error at a byte span.
-    pub fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.push(span.start, Severity::Error, message.into());
     }
 
     /// A warning at a byte span.
-    pub fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.push(span.start, Severity::Warning, message.into());
     }
 
     /// An error from serde inside the entry at `span`: point at the key it names when it names one.
-    pub fn serde_error(&mut self, span: Range<usize>, message: &str) {
+    pub(crate) fn serde_error(&mut self, span: Range<usize>, message: &str) {
         let message = message.trim().replace('\n', " ");
         let at = key_named_in(&message)
             .and_then(|key| find_key(self.text, span.clone(), key))
@@ -88,7 +88,7 @@ impl<'t> Diagnostics<'t> {
     }
 
     /// How many errors were recorded so far.
-    pub fn error_count(&self) -> usize {
+    pub(crate) fn error_count(&self) -> usize {
         self.items
             .iter()
             .filter(|d| d.severity == Severity::Error)
@@ -96,19 +96,19 @@ impl<'t> Diagnostics<'t> {
     }
 
     /// Whether any error was recorded.
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         self.items.iter().any(|d| d.severity == Severity::Error)
     }
 
     /// All diagnostics, sorted by position.
-    pub fn into_sorted(mut self) -> Vec<Diagnostic> {
+    pub(crate) fn into_sorted(mut self) -> Vec<Diagnostic> {
         self.items.sort_by_key(|d| (d.line, d.col, d.severity));
         self.items
     }
 }
 
 /// 1-based (line, column in chars) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;

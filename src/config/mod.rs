@@ -2,14 +2,13 @@
 //! `diagnostic` renders every problem as FILE:LINE:COL; `schema` derives the file's JSON Schema.
 
 mod compile;
-pub mod diagnostic;
-pub mod raw;
-pub mod schema;
+pub(crate) mod diagnostic;
+pub(crate) mod raw;
+pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
 
-pub use compile::parse_duration;
-pub use diagnostic::{Diagnostic, Severity};
+pub(crate) use diagnostic::Severity;
 
 use crate::snapshot::Snapshot;
 use diagnostic::Diagnostics;

@@ -18,7 +18,7 @@ use super::schema::{DurationText, NonZeroDurationText};
 
 /// A table entry that may have failed to deserialize; the error is kept instead of aborting the file.
 #[derive(Debug)]
-pub enum Lenient<T> {
+pub(crate) enum Lenient<T> {
     /// Read fine.
     Ok(T),
     /// serde's message (e.g. "unknown field `x`, expected ...").
@@ -37,13 +37,13 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
 }
 
 /// A table entry with its position.
-pub type Entry<T> = Spanned<Lenient<T>>;
+pub(crate) type Entry<T> = Spanned<Lenient<T>>;
 
 /// The corsgate config file (TOML). Unknown keys are errors.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "corsgate config")]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     /// `[server]`: listeners, the admin listener, TLS, connection limits and timeouts.
     #[schemars(with = "Option<RawServer>")]
     pub server: Option<Entry<RawServer>>,
@@ -68,7 +68,7 @@ pub struct RawConfig {
 /// `listen`: one address (IP:PORT) or a list of them.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum Listen {
+pub(crate) enum Listen {
     /// `listen = "0.0.0.0:8080"`.
     One(String),
     /// `listen = ["127.0.0.1:8080", "[::1]:8080"]`.
@@ -78,7 +78,7 @@ pub enum Listen {
 /// `[server]`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawServer {
+pub(crate) struct RawServer {
     /// Data listener address(es), IP:PORT, e.g. "0.0.0.0:8080" or ["127.0.0.1:8080", "[::1]:8080"].
     #[schemars(with = "Option<Listen>", extend("default" = "0.0.0.0:8080"))]
     pub listen: Option<Spanned<Listen>>,
@@ -109,7 +109,7 @@ pub struct RawServer {
 /// `tls = { cert, key }`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawTls {
+pub(crate) struct RawTls {
     /// PEM certificate chain file, relative to the config file's directory.
     #[schemars(with = "String")]
     pub cert: Spanned<String>,
@@ -121,7 +121,7 @@ pub struct RawTls {
 /// `[log]`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawLog {
+pub(crate) struct RawLog {
     /// Log line format: "pretty" for people, "json" (one object per line) for collectors.
     #[schemars(
         with = "Option<String>",
@@ -139,7 +139,7 @@ pub struct RawLog {
 /// `[upstreams.NAME]`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawUpstream {
+pub(crate) struct RawUpstream {
     /// Where to forward: http://host[:port][/base] or https://... (rustls); no userinfo or query.
     #[schemars(with = "String", regex(pattern = r"^https?://"))]
     pub url: Spanned<String>,
@@ -161,7 +161,7 @@ pub struct RawUpstream {
 /// `[policies.NAME]`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawPolicy {
+pub(crate) struct RawPolicy {
     /// Origins allowed to make cross-origin requests: exact "scheme://host[:port]",
     /// "https://*.example.com" (any subdomain, never the apex), "http://localhost:*" (any port), "*"
     /// (any origin; not with allow_credentials), or "null" (explicitly, with a warning).
@@ -217,7 +217,7 @@ pub struct RawPolicy {
 /// `[[routes]]`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoute {
+pub(crate) struct RawRoute {
     /// The route's name in logs and metrics (the `route` label); default "<host><path_prefix>".
     #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,

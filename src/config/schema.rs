@@ -10,17 +10,17 @@ use serde_json::Value;
 use super::raw::RawConfig;
 
 /// What [`super::parse_duration`] accepts: a whole number and one of the units ms, s, m, h.
-pub const DURATION_PATTERN: &str = "^[0-9]+(ms|s|m|h)$";
+pub(crate) const DURATION_PATTERN: &str = "^[0-9]+(ms|s|m|h)$";
 
 /// [`DURATION_PATTERN`] less the zero durations, which the timeouts reject.
-pub const NONZERO_DURATION_PATTERN: &str = "^[0-9]*[1-9][0-9]*(ms|s|m|h)$";
+pub(crate) const NONZERO_DURATION_PATTERN: &str = "^[0-9]*[1-9][0-9]*(ms|s|m|h)$";
 
 /// A duration string such as "500ms", "10s", "5m" or "1h" (schema only; the value is parsed by
 /// [`super::parse_duration`]).
-pub struct DurationText;
+pub(crate) struct DurationText;
 
 /// A duration that must be greater than zero (the timeouts).
-pub struct NonZeroDurationText;
+pub(crate) struct NonZeroDurationText;
 
 fn duration_schema(pattern: &str) -> Schema {
     json_schema!({
@@ -59,7 +59,7 @@ impl JsonSchema for NonZeroDurationText {
 }
 
 /// The schema as a JSON value.
-pub fn json_schema() -> Value {
+pub(crate) fn json_schema() -> Value {
     let schema = schemars::generate::SchemaSettings::draft2020_12()
         .into_generator()
         .into_root_schema_for::<RawConfig>();
@@ -70,7 +70,7 @@ pub fn json_schema() -> Value {
 }
 
 /// The schema as pretty-printed JSON with a final newline: what `corsgate schema` prints.
-pub fn json_schema_text() -> String {
+pub(crate) fn json_schema_text() -> String {
     format!("{:#}\n", json_schema())
 }
 
@@ -136,7 +136,7 @@ mod tests {
         ] {
             assert_eq!(
                 re.is_match(s),
-                super::super::parse_duration(s).is_ok(),
+                super::super::compile::parse_duration(s).is_ok(),
                 "{s:?}"
             );
         }
@@ -148,7 +148,7 @@ mod tests {
         for s in [
             "0s", "000ms", "0h", "1s", "010m", "100ms", "10", "1.0s", "s",
         ] {
-            let above_zero = super::super::parse_duration(s).is_ok_and(|d| !d.is_zero());
+            let above_zero = super::super::compile::parse_duration(s).is_ok_and(|d| !d.is_zero());
             assert_eq!(re.is_match(s), above_zero, "{s:?}");
         }
     }

@@ -8,19 +8,17 @@ mod decision;
 mod origin;
 mod plan;
 mod request;
-mod response;
+pub(crate) mod response;
 
-pub use decision::{Decision, Denial, DenialReason, OriginRule, Outcome};
-pub use origin::{AllowedOrigins, Origin, OriginError, OriginPattern, PortMatch, RequestOrigin};
-pub use plan::{mismatch, plan, Cors, Plan};
+pub use decision::{Decision, DenialReason, Outcome};
+pub(crate) use decision::{Denial, OriginRule};
+pub(crate) use origin::{AllowedOrigins, Origin};
+pub use origin::{OriginPattern, RequestOrigin};
+pub(crate) use plan::{mismatch, plan, Cors, Plan};
 pub(crate) use request::is_tchar;
-pub use request::{
-    AcrhError, OriginHeader, RequestHeaderNames, RequestView, Scheme, ACRH, ACRM, ACRPN,
-    MAX_ACRH_BYTES, MAX_ACRH_NAMES,
-};
-pub use response::{
-    deny_headers, merge_vary, strip_cors, write_cors_headers, AllowOrigin, CorsHeaders,
-};
+pub(crate) use request::{AcrhError, OriginHeader, ACRH, ACRM, ACRPN};
+pub use request::{RequestView, Scheme};
+pub(crate) use response::{write_cors_headers, AllowOrigin, CorsHeaders};
 
 use rustc_hash::FxHashSet;
 
@@ -245,7 +243,7 @@ fn push(list: &mut Vec<(HeaderName, HeaderValue)>, name: HeaderName, value: &str
 
 /// Decide what to do with one request under `policy`; `own_origins` are the route's extra
 /// same-origin origins.
-pub fn decide<'a>(
+pub(crate) fn decide<'a>(
     policy: &'a Policy,
     own_origins: &[Origin],
     req: &RequestView<'a>,

@@ -38,7 +38,7 @@ pub enum Cors {
 /// denied preflight: forwarding it would let the
 /// upstream's own CORS answer through, and a preflight answer without `Access-Control-*` headers is
 /// exactly what "headers only" means for a preflight.
-pub fn plan(decision: &Decision<'_>, policy: &Policy) -> Plan {
+pub(crate) fn plan(decision: &Decision<'_>, policy: &Policy) -> Plan {
     let mode = policy.enforcement();
     if mode == Enforcement::ReportOnly {
         return Plan::Forward(Cors::Report);
@@ -60,7 +60,7 @@ pub fn plan(decision: &Decision<'_>, policy: &Policy) -> Plan {
 /// report-only: describe how the upstream's `Access-Control-Allow-Origin` disagrees with what
 /// corsgate would have sent, or `None` when they agree. Requests that are not cross-origin are never
 /// a disagreement: the upstream may answer them as it likes.
-pub fn mismatch(decision: &Decision<'_>, upstream: &HeaderMap) -> Option<String> {
+pub(crate) fn mismatch(decision: &Decision<'_>, upstream: &HeaderMap) -> Option<String> {
     let ours: Option<&[u8]> = match decision {
         Decision::Allowed {
             response, origin, ..

@@ -7,16 +7,17 @@ use http::Method;
 
 /// At most this many bytes of `Access-Control-Request-Headers` (all lines together) are read.
 /// Browsers send a handful of names; anything far larger is hostile or broken.
-pub const MAX_ACRH_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_ACRH_BYTES: usize = 8 * 1024;
 /// At most this many names in `Access-Control-Request-Headers`.
-pub const MAX_ACRH_NAMES: usize = 128;
+pub(crate) const MAX_ACRH_NAMES: usize = 128;
 
 /// `Access-Control-Request-Method`.
-pub static ACRM: HeaderName = HeaderName::from_static("access-control-request-method");
+pub(crate) static ACRM: HeaderName = HeaderName::from_static("access-control-request-method");
 /// `Access-Control-Request-Headers`.
-pub static ACRH: HeaderName = HeaderName::from_static("access-control-request-headers");
+pub(crate) static ACRH: HeaderName = HeaderName::from_static("access-control-request-headers");
 /// `Access-Control-Request-Private-Network` (the legacy Private Network Access preflight).
-pub static ACRPN: HeaderName = HeaderName::from_static("access-control-request-private-network");
+pub(crate) static ACRPN: HeaderName =
+    HeaderName::from_static("access-control-request-private-network");
 
 /// The scheme of the listener a request arrived on; it decides what the request's own origin is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

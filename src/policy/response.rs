@@ -10,7 +10,7 @@ use super::{Cors, Decision, Plan};
 /// The CORS headers of the response that `plan` describes, written into `headers`: a local
 /// preflight answer, a local 403, or a forwarded response (the upstream's headers already in
 /// `headers`). The proxy writes the wire response with this, and `explain` the one it prints.
-pub fn write_cors_headers(plan: Plan, decision: &Decision<'_>, headers: &mut HeaderMap) {
+pub(crate) fn write_cors_headers(plan: Plan, decision: &Decision<'_>, headers: &mut HeaderMap) {
     match plan {
         Plan::Preflight(_) => decision.apply(headers),
         Plan::Deny(_) => deny_headers(headers),
@@ -90,7 +90,7 @@ impl CorsHeaders {
 
 /// Merge the comma-separated tokens of `ours` into the response's `Vary`, without duplicates and
 /// keeping `Vary: *` as it is (RFC 9110 §12.5.5: `*` already means "varies on everything").
-pub fn merge_vary(headers: &mut HeaderMap, ours: &HeaderValue) {
+pub(crate) fn merge_vary(headers: &mut HeaderMap, ours: &HeaderValue) {
     let vary = http::header::VARY;
     if !headers.contains_key(&vary) {
         headers.insert(vary, ours.clone());
@@ -126,7 +126,7 @@ pub fn merge_vary(headers: &mut HeaderMap, ours: &HeaderValue) {
 }
 
 /// Remove every `Access-Control-*` header (the upstream's), before the policy's are written.
-pub fn strip_cors(headers: &mut HeaderMap) {
+pub(crate) fn strip_cors(headers: &mut HeaderMap) {
     // Collect first: a HeaderMap cannot be mutated while its keys are borrowed. Responses without
     // any Access-Control-* header (the common case) allocate nothing.
     let names: Vec<HeaderName> = headers
@@ -159,7 +159,7 @@ impl Cors {
 }
 
 /// Headers for a local 403: never any `Access-Control-*`, but the answer depends on `Origin`.
-pub fn deny_headers(headers: &mut HeaderMap) {
+pub(crate) fn deny_headers(headers: &mut HeaderMap) {
     merge_vary(headers, &VARY_ORIGIN);
 }
 

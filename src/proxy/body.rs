@@ -15,7 +15,7 @@ use crate::observe::{Observer, UpstreamErrorKind};
 
 /// A response body: streamed from the upstream, or local and complete.
 #[derive(Debug)]
-pub struct ProxyBody {
+pub(crate) struct ProxyBody {
     kind: Kind,
 }
 
@@ -42,14 +42,14 @@ pub(crate) struct Fault {
 
 impl ProxyBody {
     /// An empty body.
-    pub fn empty() -> ProxyBody {
+    pub(crate) fn empty() -> ProxyBody {
         ProxyBody {
             kind: Kind::Local(None),
         }
     }
 
     /// A complete body of static text.
-    pub fn text(text: &'static str) -> ProxyBody {
+    pub(crate) fn text(text: &'static str) -> ProxyBody {
         ProxyBody {
             kind: Kind::Local(Some(Bytes::from_static(text.as_bytes()))),
         }

@@ -243,7 +243,7 @@ mod tests {
             ("content-type", "text/plain"),
         ]);
         strip_response_hop_by_hop(&mut h, false);
-        crate::policy::strip_cors(&mut h);
+        crate::policy::response::strip_cors(&mut h);
         let names: Vec<_> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["content-type"]);
 

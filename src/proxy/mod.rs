@@ -10,7 +10,7 @@ mod record;
 mod respond;
 mod upgrade;
 
-pub use body::ProxyBody;
+pub(crate) use body::ProxyBody;
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -38,11 +38,11 @@ use record::Record;
 
 /// The largest request header section (names, values and line overhead) the proxy forwards; larger
 /// ones get a 431 that still carries the policy's CORS headers, so a page can read the error.
-pub const MAX_REQUEST_HEADER_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_REQUEST_HEADER_BYTES: usize = 32 * 1024;
 
 /// One client connection's service. Cloned per request: one reference-count increment.
 #[derive(Clone)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     conn: Arc<Conn>,
 }
 
@@ -91,7 +91,7 @@ impl Proxy {
     }
 
     /// Handle one request. Never fails: every fault becomes a response.
-    pub async fn handle(self, req: Request<Incoming>) -> Response<ProxyBody> {
+    pub(crate) async fn handle(self, req: Request<Incoming>) -> Response<ProxyBody> {
         let start = Instant::now();
         let live = self.conn.shared.load_full();
         let (mut parts, body) = req.into_parts();

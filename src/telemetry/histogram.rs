@@ -14,13 +14,13 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
 /// Upper bounds in seconds for request durations: sub-millisecond local answers up to slow upstreams.
-pub const LATENCY_BUCKETS: &[f64] = &[
+pub(crate) const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// A histogram of durations; clones share the same buckets.
 #[derive(Clone, Debug)]
-pub struct AtomicHistogram {
+pub(crate) struct AtomicHistogram {
     inner: Arc<Inner>,
 }
 
@@ -34,7 +34,7 @@ struct Inner {
 
 impl AtomicHistogram {
     /// A histogram with these ascending upper bounds (seconds); `+Inf` is added.
-    pub fn new(bounds: &'static [f64]) -> AtomicHistogram {
+    pub(crate) fn new(bounds: &'static [f64]) -> AtomicHistogram {
         AtomicHistogram {
             inner: Arc::new(Inner {
                 bounds,
@@ -45,7 +45,7 @@ impl AtomicHistogram {
     }
 
     /// Record one duration. Two relaxed atomic adds; no lock, no allocation.
-    pub fn observe(&self, d: Duration) {
+    pub(crate) fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         // First bucket whose upper bound is >= the value (Prometheus buckets are `le`).
         let i = self.inner.bounds.partition_point(|b| *b < secs);
@@ -57,7 +57,8 @@ impl AtomicHistogram {
     }
 
     /// How many values were recorded.
-    pub fn count(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> u64 {
         self.inner
             .buckets
             .iter()
@@ -66,7 +67,7 @@ impl AtomicHistogram {
     }
 
     /// The sum of recorded values, in seconds.
-    pub fn sum_seconds(&self) -> f64 {
+    pub(crate) fn sum_seconds(&self) -> f64 {
         self.inner.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
     }
 

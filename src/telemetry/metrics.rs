@@ -17,7 +17,7 @@ use crate::observe::UpstreamErrorKind;
 use crate::policy::{DenialReason, Outcome};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus scrapes).
-pub const OPENMETRICS_CONTENT_TYPE: &str =
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The `route` label of requests that matched no route.

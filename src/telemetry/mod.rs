@@ -10,9 +10,8 @@ mod histogram;
 pub(crate) mod metrics;
 mod ratelimit;
 
-pub use histogram::{AtomicHistogram, LATENCY_BUCKETS};
-pub use metrics::OPENMETRICS_CONTENT_TYPE;
-pub use ratelimit::{Admit, LogLimiter};
+pub(crate) use metrics::OPENMETRICS_CONTENT_TYPE;
+pub(crate) use ratelimit::{Admit, LogLimiter};
 
 use std::io::IsTerminal;
 
@@ -23,13 +22,13 @@ use tracing_subscriber::EnvFilter;
 use crate::snapshot::{LogFormat, LogSettings};
 
 /// Target of the per-request access event (INFO).
-pub const ACCESS_TARGET: &str = "corsgate::access";
+pub(crate) const ACCESS_TARGET: &str = "corsgate::access";
 /// Target of the rate-limited denial lines (WARN).
-pub const DENIAL_TARGET: &str = "corsgate::denial";
+pub(crate) const DENIAL_TARGET: &str = "corsgate::denial";
 /// Target of the rate-limited report-only mismatch lines (WARN).
-pub const MISMATCH_TARGET: &str = "corsgate::mismatch";
+pub(crate) const MISMATCH_TARGET: &str = "corsgate::mismatch";
 /// Target of the rate-limited upstream failure lines (WARN).
-pub const UPSTREAM_TARGET: &str = "corsgate::upstream";
+pub(crate) const UPSTREAM_TARGET: &str = "corsgate::upstream";
 
 /// Why the subscriber could not be installed.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +50,7 @@ pub enum TelemetryError {
 
 /// Install the global subscriber for the binary: `settings.format` and `settings.level`, with a
 /// non-empty `RUST_LOG` overriding the level. Logs go to stderr.
-pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
+pub(crate) fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let ansi = std::io::stderr().is_terminal();
     let dispatch = dispatch(settings, rust_log.as_deref(), ansi, std::io::stderr)?;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A per-route (or per-upstream) budget of log lines per second.
 #[derive(Debug)]
-pub struct LogLimiter {
+pub(crate) struct LogLimiter {
     per_window: u32,
     /// The current window (seconds since the observer's epoch) in the high 32 bits, lines logged in
     /// it in the low 32 bits; one word so that a compare-exchange moves both together.
@@ -17,7 +17,7 @@ pub struct LogLimiter {
 
 /// What the caller should do with one line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admit {
+pub(crate) enum Admit {
     /// Write it; `suppressed` lines were held back before it (write a summary first when > 0).
     Log {
         /// Lines suppressed since the last line let through.
@@ -29,7 +29,7 @@ pub enum Admit {
 
 impl LogLimiter {
     /// At most `per_window` lines a second; 0 suppresses every line.
-    pub fn new(per_window: u32) -> LogLimiter {
+    pub(crate) fn new(per_window: u32) -> LogLimiter {
         LogLimiter {
             per_window,
             state: AtomicU64::new(0),
@@ -38,7 +38,7 @@ impl LogLimiter {
     }
 
     /// Decide about one line at `now_sec` (whole seconds on a monotonic clock).
-    pub fn admit(&self, now_sec: u64) -> Admit {
+    pub(crate) fn admit(&self, now_sec: u64) -> Admit {
         if self.per_window == 0 {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
             return Admit::Suppress;

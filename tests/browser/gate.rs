@@ -8,8 +8,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use corsgate::gateway::Gateway;
-use corsgate::observe::Observer;
+use corsgate::Gateway;
+use corsgate::Observer;
 
 use crate::engine::{Browser, Engine, Page};
 use crate::servers::Server;
@@ -25,7 +25,7 @@ pub struct Gate {
 impl Gate {
     /// Compile `toml` (panicking with every diagnostic if it does not compile) and serve it.
     pub async fn start(toml: &str) -> Gate {
-        let loaded = match corsgate::config::load_str(toml, Path::new("browser-test.toml")) {
+        let loaded = match corsgate::load_str(toml, Path::new("browser-test.toml")) {
             Ok(l) => l,
             Err(e) => panic!(
                 "test config does not compile:\n{}\n{toml}",

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use corsgate::observe::{Clock, Observer};
-use corsgate::snapshot::{LogFormat, LogSettings};
+use corsgate::{Clock, Observer};
+use corsgate::{LogFormat, LogSettings};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -146,7 +146,7 @@ fn capture(gate: &Gate) -> (Capture, tracing::dispatcher::DefaultGuard) {
     let settings = gate.gateway.snapshot().log.clone();
     let cap = Capture::default();
     let writer = cap.clone();
-    let dispatch = corsgate::telemetry::dispatch(&settings, None, false, move || writer.clone())
+    let dispatch = corsgate::testing::dispatch(&settings, None, false, move || writer.clone())
         .expect("valid filter");
     (cap, tracing::dispatcher::set_default(&dispatch))
 }
@@ -689,7 +689,7 @@ async fn a_reload_keeps_counting_on_the_same_series() {
     let r = ("GET", "api.example.com", "/");
     assert_eq!(send(&client, &gate, r, None, None, 0).await.0, 200);
     // What a reload installs: the same config rebuilt, with fresh handles from the same observer.
-    let loaded = corsgate::config::load_str(&toml, Path::new("reloaded.toml")).unwrap();
+    let loaded = corsgate::load_str(&toml, Path::new("reloaded.toml")).unwrap();
     gate.gateway.install(loaded.snapshot).unwrap();
     assert_eq!(send(&client, &gate, r, None, None, 0).await.0, 200);
     let text = gate.observer.encode_metrics().unwrap();
@@ -706,7 +706,7 @@ fn an_invalid_rust_log_override_is_an_error_not_silence() {
         level: "info".into(),
         access_log: true,
     };
-    let err = corsgate::telemetry::dispatch(&settings, Some("corsgate=[bad"), false, std::io::sink)
+    let err = corsgate::testing::dispatch(&settings, Some("corsgate=[bad"), false, std::io::sink)
         .expect_err("rejected");
     assert!(err.to_string().contains("RUST_LOG"), "{err}");
 }

@@ -7,8 +7,8 @@ use http::header::{HeaderMap, HeaderValue, ORIGIN};
 use http::Method;
 use proptest::prelude::*;
 
-use corsgate::policy::{OriginPattern, RequestOrigin, RequestView, Scheme};
-use corsgate::snapshot::Snapshot;
+use corsgate::Snapshot;
+use corsgate::{OriginPattern, RequestOrigin, RequestView, Scheme};
 
 const ALLOWED: [&str; 4] = [
     "https://app.example.com",
@@ -32,7 +32,7 @@ policy = "p"
 "#,
         origins.join(", ")
     );
-    corsgate::config::load_str(&toml, Path::new("props.toml"))
+    corsgate::load_str(&toml, Path::new("props.toml"))
         .unwrap()
         .snapshot
 }
@@ -44,7 +44,7 @@ fn decision(s: &Snapshot, origin: &str) -> Option<&'static str> {
     let view = RequestView {
         method: &Method::GET,
         scheme: Scheme::Https,
-        host: corsgate::authority::Authority::parse("api.internal").ok(),
+        host: corsgate::Authority::parse("api.internal").ok(),
         path: "/",
         headers: &headers,
     };
@@ -140,13 +140,13 @@ proptest! {
             headers.insert(ORIGIN, v.clone());
             headers.insert("access-control-request-method", v.clone());
             headers.insert("access-control-request-headers", v);
-            let view = RequestView { method: &Method::OPTIONS, scheme: Scheme::Http, host: corsgate::authority::Authority::parse(&input).ok(), path: "/", headers: &headers };
+            let view = RequestView { method: &Method::OPTIONS, scheme: Scheme::Http, host: corsgate::Authority::parse(&input).ok(), path: "/", headers: &headers };
             let _ = s.evaluate(&view);
         }
     }
 
     #[test]
     fn config_parser_never_panics(text in "\\PC{0,200}") {
-        let _ = corsgate::config::load_str(&text, Path::new("fuzz.toml"));
+        let _ = corsgate::load_str(&text, Path::new("fuzz.toml"));
     }
 }

@@ -104,7 +104,7 @@ policy = "p"
 
 /// The recording upstream over HTTPS, with `pki`'s leaf.
 async fn https_upstream(dir: &Path, pki: &Pki) -> Upstream {
-    let config = corsgate::tls::server_config(
+    let config = corsgate::testing::server_config(
         &write(dir, "upstream-cert.pem", &pki.leaf.cert.pem()),
         &write(dir, "upstream-key.pem", &pki.leaf.key_pair.serialize_pem()),
     )
@@ -228,7 +228,7 @@ async fn presented_certificate(addr: SocketAddr, ca_pem: &[&str]) -> Certificate
             roots.add(c.unwrap()).unwrap();
         }
     }
-    let config = rustls::ClientConfig::builder_with_provider(corsgate::tls::provider())
+    let config = rustls::ClientConfig::builder_with_provider(corsgate::testing::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)

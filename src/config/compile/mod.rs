@@ -106,7 +106,7 @@ fn entry<'r, T>(e: Option<&'r Entry<T>>, d: &mut Diagnostics<'_>) -> Option<(&'r
 }
 
 /// Parse "500ms", "10s", "5m", "1h".
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num

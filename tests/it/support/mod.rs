@@ -38,8 +38,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use corsgate::gateway::Gateway;
-use corsgate::observe::Observer;
+use corsgate::Gateway;
+use corsgate::Observer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -117,7 +117,7 @@ impl Start {
     /// Compile `toml`, bind the proxy's socket and start the admin listener (if asked for), but do
     /// not serve yet: what the admin listener answers before the proxy is up can be checked.
     pub async fn bind(self, toml: &str) -> Bound {
-        let loaded = corsgate::config::load_str(toml, &PathBuf::from("test.toml"))
+        let loaded = corsgate::load_str(toml, &PathBuf::from("test.toml"))
             .unwrap_or_else(|e| panic!("test config does not compile:\n{e}"));
         let observer = self.observer.unwrap_or_default();
         let gateway = Gateway::new(loaded.snapshot, Arc::clone(&observer)).unwrap();
