@@ -1,4 +1,5 @@
 use super::*;
+use crate::policy::decision::OriginRule;
 
 fn allowed(patterns: &[&str]) -> AllowedOrigins {
     let mut a = AllowedOrigins::default();
