@@ -1,5 +1,6 @@
 //! Listeners and connections: `run` (load, bind, serve until SIGTERM/SIGINT), `serve` (accept loops
-//! over already-bound sockets, the `max_connections` semaphore, graceful drain) and `Connections`
+//! over already-bound sockets, admission: `max_connections_per_ip`, the `max_connections` semaphore
+//! and stalled-head shedding in `admission`, graceful drain) and `Connections`
 //! (one connection, any IO type, HTTP/1.1 and h2c on the same port via hyper-util's auto builder).
 
 mod admission;
@@ -150,7 +151,8 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, ServerError> {
 /// the process not ready, and give open connections `shutdown_grace` to finish their in-flight
 /// requests. Returns when they have, or when the grace is over (the rest are cut).
 ///
-/// Connection settings (`header_read_timeout`, `max_connections`, `shutdown_grace`) are read from
+/// Connection settings (`header_read_timeout`, `max_connections`, `max_connections_per_ip`,
+/// `idle_timeout`, `shutdown_grace`) are read from
 /// the snapshot live at the start; a reload changes policies and routes, not these.
 pub async fn serve(
     listeners: Vec<TcpListener>,
