@@ -154,6 +154,10 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
         "server.max_connections",
         o.max_connections != n.max_connections,
     );
+    check(
+        "server.max_connections_per_ip",
+        o.max_connections_per_ip != n.max_connections_per_ip,
+    );
     check("server.idle_timeout", o.idle_timeout != n.idle_timeout);
     check(
         "server.shutdown_grace",

@@ -1,8 +1,11 @@
 //! Listeners and connections: `run` (load, bind, serve until SIGTERM/SIGINT), `serve` (accept loops
-//! over already-bound sockets, the `max_connections` semaphore, graceful drain) and `Connections`
+//! over already-bound sockets, admission: `max_connections_per_ip`, the `max_connections` semaphore
+//! and stalled-head shedding in `admission`, graceful drain) and `Connections`
 //! (one connection, any IO type, HTTP/1.1 and h2c on the same port via hyper-util's auto builder).
 
+mod admission;
 mod deadline;
+mod h2flood;
 
 use std::any::Any;
 use std::future::Future;
@@ -16,8 +19,8 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 
 use crate::config::{self, ConfigError};
@@ -27,8 +30,10 @@ use crate::observe::Observer;
 use crate::policy::Scheme;
 use crate::proxy::Proxy;
 use crate::snapshot::ServerSettings;
+use admission::{Admission, IpPlace, PerIp, Stalled};
 pub(crate) use deadline::Activity;
 use deadline::HeadDeadline;
+use h2flood::FloodGuard;
 
 /// After a failed `accept` (out of file descriptors, say), wait this long before the next one rather
 /// than spinning.
@@ -144,7 +149,8 @@ fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, Server
 /// the process not ready, and give open connections `shutdown_grace` to finish their in-flight
 /// requests. Returns when they have, or when the grace is over (the rest are cut).
 ///
-/// Connection settings (`header_read_timeout`, `max_connections`, `shutdown_grace`) are read from
+/// Connection settings (`header_read_timeout`, `max_connections`, `max_connections_per_ip`,
+/// `idle_timeout`, `shutdown_grace`) are read from
 /// the snapshot live at the start; a reload changes policies and routes, not these.
 pub(crate) async fn serve(
     listeners: Vec<TcpListener>,
@@ -154,16 +160,20 @@ pub(crate) async fn serve(
 ) {
     let settings = shared.load().snapshot.server.clone();
     let conns = Connections::new(shared, Arc::clone(&observer), &settings);
-    let slots = Arc::new(Semaphore::new(
-        settings.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-    ));
+    let admission = Admission {
+        slots: Arc::new(Semaphore::new(
+            settings.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        )),
+        per_ip: PerIp::new(settings.max_connections_per_ip),
+        stalled: Stalled::new(),
+    };
     // Every connection holds a receiver; the drain below waits until they are all gone.
     let (drain, draining) = watch::channel(false);
     observer.set_ready(true);
     {
         let loops = listeners
             .into_iter()
-            .map(|l| accept_loop(l, &conns, &draining, &slots));
+            .map(|l| accept_loop(l, &conns, &draining, &admission));
         tokio::select! {
             _ = shutdown => {}
             _ = futures_util::future::join_all(loops) => {}
@@ -183,24 +193,70 @@ pub(crate) async fn serve(
     }
 }
 
-/// Accept on one listener forever. A connection first takes a slot: at `max_connections`, new
-/// connections wait in the kernel's backlog until one closes.
+/// Accept on one listener forever. A connection first takes a slot. At `max_connections`, while
+/// some slot is held by a stalled head (a connection still waiting for its first complete request
+/// head), the next connection is accepted and the oldest stalled head is closed to make room for it;
+/// when every slot is held by a connection that has had a request, new connections wait in the
+/// kernel's backlog until one closes. A connection from an address that already holds
+/// `max_connections_per_ip` is closed at once, before it takes a slot or sheds anyone.
 async fn accept_loop(
     listener: TcpListener,
     conns: &Connections,
     draining: &watch::Receiver<bool>,
-    slots: &Arc<Semaphore>,
+    admission: &Admission,
 ) {
+    let slots = &admission.slots;
     loop {
-        let Ok(slot) = Arc::clone(slots).acquire_owned().await else {
-            return;
+        let free = match Arc::clone(slots).try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(TryAcquireError::Closed) => return,
+            Err(TryAcquireError::NoPermits) => None,
         };
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+        let (slot, (stream, peer, place)) = if let Some(slot) = free {
+            let Some(accepted) = accept_one(&listener, admission).await else {
                 continue;
+            };
+            (slot, accepted)
+        } else if !admission.stalled.any() {
+            let Ok(slot) = Arc::clone(slots).acquire_owned().await else {
+                return;
+            };
+            let Some(accepted) = accept_one(&listener, admission).await else {
+                continue;
+            };
+            (slot, accepted)
+        } else {
+            tokio::select! {
+                slot = Arc::clone(slots).acquire_owned() => {
+                    let Ok(slot) = slot else { return };
+                    let Some(accepted) = accept_one(&listener, admission).await else {
+                        continue;
+                    };
+                    (slot, accepted)
+                }
+                accepted = accept_one(&listener, admission) => {
+                    let Some(accepted) = accepted else { continue };
+                    let slot = match Arc::clone(slots).try_acquire_owned() {
+                        Ok(slot) => slot,
+                        Err(TryAcquireError::Closed) => return,
+                        Err(TryAcquireError::NoPermits) => {
+                            if admission.stalled.shed_oldest() {
+                                tracing::debug!(
+                                    peer = %accepted.1,
+                                    "max_connections: closing the oldest stalled head to admit a new connection"
+                                );
+                            }
+                            // The shed connection gives its slot back as soon as its task sees the
+                            // notice; if every stalled head completed meanwhile, this waits for any
+                            // connection to close, as the backlog would.
+                            let Ok(slot) = Arc::clone(slots).acquire_owned().await else {
+                                return;
+                            };
+                            slot
+                        }
+                    };
+                    (slot, accepted)
+                }
             }
         };
         // Every deadline before the first request counts from here.
@@ -222,9 +278,15 @@ async fn accept_loop(
                 .clone()
                 .unwrap_or_else(|| Arc::clone(initial))
         });
+        let activity = Activity::new(Instant::now());
+        // Registered here, in accept order, so the registry's order is the order of admission.
+        let registration = admission.stalled.register(&activity);
         tokio::spawn(async move {
-            let hold: Box<dyn Any + Send + Sync> = Box::new((slot, guard));
-            let activity = Activity::new(Instant::now());
+            let shed = registration.shed();
+            // Dropped in this order: the address's count, then the slot, then the gauge, so once
+            // the gauge shows a connection closed its slot and its place are free again.
+            let hold: Box<dyn Any + Send + Sync> = Box::new((place, slot, guard));
+            let cut_activity = Arc::clone(&activity);
             // Under TLS, so the handshake itself is bounded by the same deadline.
             let stream = HeadDeadline::new(stream, deadline, Arc::clone(&activity));
             let conn = Conn {
@@ -233,17 +295,60 @@ async fn accept_loop(
                 activity,
                 draining,
             };
-            let Some(config) = tls else {
-                conns.serve(stream, Scheme::Http, conn).await;
-                return;
+            let served = async move {
+                let Some(config) = tls else {
+                    conns.serve(stream, Scheme::Http, conn).await;
+                    return;
+                };
+                let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                match tokio::time::timeout_at(deadline, accept).await {
+                    Ok(Ok(tls_stream)) => conns.serve(tls_stream, Scheme::Https, conn).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
             };
-            let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-            match tokio::time::timeout_at(deadline, accept).await {
-                Ok(Ok(tls_stream)) => conns.serve(tls_stream, Scheme::Https, conn).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            // Shed only while no request head has arrived: a head that completes just as the
+            // notice goes out keeps its connection (the newcomer then waits for a slot).
+            let cut = async {
+                shed.notified().await;
+                if cut_activity.head_seen() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                () = served => {}
+                () = cut => tracing::debug!(%peer, "shed: the oldest stalled head, closed for a new connection"),
             }
+            drop(registration);
         });
+    }
+}
+
+/// Accept one connection and count it against its address's cap. `None` after a failed `accept`
+/// (having waited `ACCEPT_BACKOFF`) or when the address is over `max_connections_per_ip` (the
+/// connection is closed at once, nothing read from it).
+async fn accept_one(
+    listener: &TcpListener,
+    admission: &Admission,
+) -> Option<(TcpStream, SocketAddr, Option<IpPlace>)> {
+    let (stream, peer) = match listener.accept().await {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            return None;
+        }
+    };
+    let Some(per_ip) = &admission.per_ip else {
+        return Some((stream, peer, None));
+    };
+    match per_ip.admit(peer.ip()) {
+        Some(place) => Some((stream, peer, Some(place))),
+        None => {
+            tracing::debug!(%peer, "max_connections_per_ip: closing the connection");
+            drop(stream);
+            None
+        }
     }
 }
 
@@ -332,7 +437,7 @@ impl Connections {
         );
         let mut connection = pin!(inner
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service));
+            .serve_connection_with_upgrades(TokioIo::new(FloodGuard::new(io)), service));
         let idle_timeout = inner.idle_timeout;
         let mut idle = pin!(tokio::time::sleep(idle_timeout));
         let mut closing = *draining.borrow_and_update();

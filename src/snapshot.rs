@@ -113,6 +113,8 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// Open connections at most; more wait for a free slot.
     pub max_connections: usize,
+    /// Connections one client address may hold open at once; 0 = no per-client cap.
+    pub max_connections_per_ip: usize,
     /// A keep-alive (HTTP/1.1) or h2 connection with no request in flight this long is closed.
     pub idle_timeout: Duration,
     /// How long in-flight requests may run after SIGTERM.

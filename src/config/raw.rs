@@ -95,6 +95,9 @@ pub(crate) struct RawServer {
     /// Most client connections open at once on the data listeners.
     #[schemars(with = "Option<i64>", range(min = 1), extend("default" = 10000))]
     pub max_connections: Option<Spanned<i64>>,
+    /// Most connections one client address may hold open at once; 0 = no per-client cap.
+    #[schemars(with = "Option<i64>", range(min = 0), extend("default" = 0))]
+    pub max_connections_per_ip: Option<Spanned<i64>>,
     /// Close a keep-alive (HTTP/1.1) or h2 connection with no request in flight this long.
     #[schemars(with = "Option<NonZeroDurationText>", extend("default" = "60s"))]
     pub idle_timeout: Option<Spanned<String>>,

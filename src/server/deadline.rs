@@ -49,7 +49,8 @@ impl Activity {
         InFlight(Arc::clone(self))
     }
 
-    fn head_seen(&self) -> bool {
+    /// Whether a complete request head has arrived on this connection.
+    pub(super) fn head_seen(&self) -> bool {
         self.head_seen.load(Ordering::Acquire)
     }
 

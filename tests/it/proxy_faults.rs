@@ -467,3 +467,208 @@ async fn userinfo_in_the_authority_is_refused_in_every_form() {
     );
     assert_eq!(no_route, Some(0.0));
 }
+
+/// A TCP connection to `addr` from the loopback address `from` (any of 127/8 on Linux).
+async fn connect_from(from: &str, addr: std::net::SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Poll the active-connections gauge until it reads `n` (there is no event for a close).
+async fn wait_for_active(gate: &Gate, n: f64) {
+    let deadline = Instant::now() + PATIENCE;
+    while gate.metric("corsgate_active_connections", &[]) != Some(n) {
+        assert!(
+            Instant::now() < deadline,
+            "active connections never reached {n}: {:?}",
+            gate.metric("corsgate_active_connections", &[])
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_address_over_max_connections_per_ip_is_closed_at_once_and_others_are_served() {
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace(
+        "shutdown_grace = \"5s\"",
+        "shutdown_grace = \"5s\"\nmax_connections_per_ip = 2",
+    );
+    let gate = Gate::start(&config).await;
+    let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    // Two stalled connections from 127.0.0.2: its whole allowance.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect_from("127.0.0.2", gate.addr).await;
+        s.write_all(b"G").await.unwrap();
+        held.push(s);
+    }
+    wait_for_active(&gate, 2.0).await;
+    // A third from the same address is closed without a response, though it sends a whole request.
+    let mut third = connect_from("127.0.0.2", gate.addr).await;
+    let _ = third.write_all(request).await;
+    let mut buf = Vec::new();
+    let start = Instant::now();
+    let read = tokio::time::timeout(PATIENCE, third.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection over the cap was kept open");
+    assert!(buf.is_empty(), "{}", String::from_utf8_lossy(&buf));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // Another address is served.
+    let mut other = connect_from("127.0.0.1", gate.addr).await;
+    other.write_all(request).await.unwrap();
+    let mut head = [0u8; 64];
+    let n = tokio::time::timeout(PATIENCE, other.read(&mut head))
+        .await
+        .expect("another address was not served")
+        .unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"));
+    drop(other);
+    // Once one of 127.0.0.2's connections closes, it may open another.
+    drop(held.pop());
+    wait_for_active(&gate, 1.0).await;
+    let mut again = connect_from("127.0.0.2", gate.addr).await;
+    again.write_all(request).await.unwrap();
+    let n = tokio::time::timeout(PATIENCE, again.read(&mut head))
+        .await
+        .expect("a freed place was not given back")
+        .unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"));
+    assert_eq!(up.hits(), 2);
+}
+
+#[tokio::test]
+async fn at_max_connections_the_oldest_stalled_head_is_shed_for_a_new_client() {
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace(
+        "shutdown_grace = \"5s\"",
+        "shutdown_grace = \"5s\"\nmax_connections = 2\nheader_read_timeout = \"15s\"",
+    );
+    let gate = Gate::start(&config).await;
+    // Two stalled heads, the oldest first: every slot taken.
+    let mut oldest = TcpStream::connect(gate.addr).await.unwrap();
+    oldest.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    wait_for_active(&gate, 1.0).await;
+    let mut younger = TcpStream::connect(gate.addr).await.unwrap();
+    younger.write_all(b"P").await.unwrap();
+    wait_for_active(&gate, 2.0).await;
+
+    let start = Instant::now();
+    let res = client().get(gate.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "a new client waited {:?} behind stalled heads",
+        start.elapsed()
+    );
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(PATIENCE, oldest.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the oldest stalled head was not closed");
+    assert!(buf.is_empty(), "{}", String::from_utf8_lossy(&buf));
+    // The younger one keeps its slot until its own deadline.
+    let mut byte = [0u8; 1];
+    let open = tokio::time::timeout(Duration::from_millis(300), younger.read(&mut byte)).await;
+    assert!(
+        open.is_err(),
+        "the younger stalled head was closed too: {open:?}"
+    );
+}
+
+/// The server's frames in `bytes` (after no preface), as (type, flags, payload).
+fn h2_frames(mut bytes: &[u8]) -> Vec<(u8, u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let len = usize::from(bytes[0]) << 16 | usize::from(bytes[1]) << 8 | usize::from(bytes[2]);
+        if bytes.len() < 9 + len {
+            break;
+        }
+        frames.push((bytes[3], bytes[4], bytes[9..9 + len].to_vec()));
+        bytes = &bytes[9 + len..];
+    }
+    frames
+}
+
+#[tokio::test]
+async fn an_h2_ping_flood_ends_the_connection_with_enhance_your_calm() {
+    let up = Upstream::start().await;
+    // Deadlines far away: only the flood bound can end the connection within the test.
+    let config = one_route(&up, POLICY).replace(
+        "shutdown_grace = \"5s\"",
+        "shutdown_grace = \"5s\"\nheader_read_timeout = \"60s\"\nidle_timeout = \"60s\"",
+    );
+    let gate = Gate::start(&config).await;
+    let stream = TcpStream::connect(gate.addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    // A real request first (HEADERS, END_STREAM: GET http / from the static table, :authority
+    // "a" as a literal), then 5,000 PINGs.
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+    bytes.extend_from_slice(&[0, 0, 6, 1, 0x5, 0, 0, 0, 1, 0x82, 0x86, 0x84, 0x41, 1, b'a']);
+    let writer = tokio::spawn(async move {
+        wr.write_all(&bytes).await?;
+        let ping = [0u8, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let pings: Vec<u8> = (0..5_000).flat_map(|_| ping).collect();
+        wr.write_all(&pings).await?;
+        // Keep the write side open: the end must come from the server.
+        std::future::pending::<()>().await;
+        Ok::<_, std::io::Error>(())
+    });
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, async {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    writer.abort();
+    assert!(read.is_ok(), "the flooding connection was kept open");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let frames = h2_frames(&out);
+    let pongs = frames.iter().filter(|f| f.0 == 6 && f.1 & 1 == 1).count();
+    assert!(pongs < 5_000, "every PING was answered: {pongs}");
+    let goaways = frames.iter().filter(|f| f.0 == 7).count();
+    eprintln!(
+        "{} frames back, {pongs} PING ACKs, {goaways} GOAWAY",
+        frames.len()
+    );
+    // A GOAWAY with ENHANCE_YOUR_CALM when it made it out before the close.
+    if let Some(goaway) = frames.iter().find(|f| f.0 == 7) {
+        assert_eq!(goaway.2[4..8], [0, 0, 0, 11], "{goaway:?}");
+    }
+    // Others are still served, h2c included.
+    let res = support::h2c_client()
+        .get(gate.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    let res = client().get(gate.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_normal_h2c_client_is_never_mistaken_for_a_flood() {
+    let up = Upstream::start().await;
+    let gate = Gate::start(&one_route(&up, POLICY)).await;
+    let h2 = support::h2c_client();
+    for _ in 0..50 {
+        let res = h2.get(gate.url("/")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.version(), reqwest::Version::HTTP_2);
+        let _ = res.bytes().await.unwrap();
+    }
+    assert_eq!(up.hits(), 50);
+}

@@ -153,6 +153,7 @@ fn default_server() -> ServerSettings {
         tls: None,
         header_read_timeout: Duration::from_secs(10),
         max_connections: 10_000,
+        max_connections_per_ip: 0,
         idle_timeout: Duration::from_secs(60),
         shutdown_grace: Duration::from_secs(30),
         watch_config: false,
@@ -215,6 +216,16 @@ fn compile_server(s: &RawServer, base: &Path, d: &mut Diagnostics<'_>) -> Option
             }
         },
     };
+    let max_connections_per_ip = match &s.max_connections_per_ip {
+        None => defaults.max_connections_per_ip,
+        Some(m) => usize::try_from(*m.get_ref()).unwrap_or_else(|_| {
+            d.error(
+                m.span(),
+                "max_connections_per_ip must be 0 (no cap) or a positive number",
+            );
+            0
+        }),
+    };
     Some(ServerSettings {
         listen,
         admin,
@@ -226,6 +237,7 @@ fn compile_server(s: &RawServer, base: &Path, d: &mut Diagnostics<'_>) -> Option
             d,
         ),
         max_connections,
+        max_connections_per_ip,
         idle_timeout: duration(s.idle_timeout.as_ref(), defaults.idle_timeout, true, d),
         shutdown_grace: duration(s.shutdown_grace.as_ref(), defaults.shutdown_grace, false, d),
         watch_config: s.watch_config.unwrap_or(false),
