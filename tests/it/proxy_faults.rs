@@ -648,7 +648,7 @@ async fn an_h2_ping_flood_ends_the_connection_with_enhance_your_calm() {
         assert_eq!(goaway.2[4..8], [0, 0, 0, 11], "{goaway:?}");
     }
     // Others are still served, h2c included.
-    let res = support::h2c_client()
+    let res = crate::support::h2c_client()
         .get(gate.url("/"))
         .send()
         .await
@@ -663,7 +663,7 @@ async fn an_h2_ping_flood_ends_the_connection_with_enhance_your_calm() {
 async fn a_normal_h2c_client_is_never_mistaken_for_a_flood() {
     let up = Upstream::start().await;
     let gate = Gate::start(&one_route(&up, POLICY)).await;
-    let h2 = support::h2c_client();
+    let h2 = crate::support::h2c_client();
     for _ in 0..50 {
         let res = h2.get(gate.url("/")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);

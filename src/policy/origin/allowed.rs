@@ -136,4 +136,3 @@ impl AllowedOrigins {
         Some(OriginRule::Regex(&texts[i]))
     }
 }
-
