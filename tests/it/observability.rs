@@ -713,12 +713,7 @@ fn an_invalid_rust_log_override_is_an_error_not_silence() {
 
 #[tokio::test]
 async fn upstream_errors_and_mismatches_are_logged_with_config_names() {
-    // A port that was just free: nothing listens there any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::closed_port();
     let refused = config("json", false, &format!("url = \"http://127.0.0.1:{port}\""));
     let dead = Gate::start(&refused).await;
     let up = Upstream::start().await;

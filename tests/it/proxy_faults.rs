@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{client, one_route, raw, raw_status, Gate, Upstream, PATIENCE};
+use crate::support::{client, closed_port, one_route, raw, raw_status, Gate, Upstream, PATIENCE};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -33,12 +33,7 @@ policy = "p"
 
 #[tokio::test]
 async fn a_refused_connection_is_a_502_that_an_allowed_origin_can_read() {
-    // A port that was just free: nothing listens there any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let gate = Gate::start(&config_to(&format!("http://127.0.0.1:{port}"), "2s", "5s")).await;
     let res = client()
         .get(gate.url("/"))

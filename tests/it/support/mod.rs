@@ -72,6 +72,15 @@ policy = "p"
     )
 }
 
+/// A port that was just free on 127.0.0.1: nothing listens there any more, so a connect is refused.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The real proxy, in-process, listening on 127.0.0.1:0 (the config's `listen` is ignored), and
 /// optionally its admin listener: the one start sequence every in-process test uses.
 pub struct Gate {
