@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::config;
 use crate::live::{Live, Shared};
 use crate::observe::Observer;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{LogSettings, ServerSettings, Snapshot};
 
 pub(crate) use diff::Changes;
 
@@ -132,40 +132,59 @@ impl Reloader {
 }
 
 /// Settings read once at startup: a change is reported, not applied.
+///
+/// Both settings tables are destructured without `..`: a new key is a compile error here until it
+/// is either listed as restart-only or marked as applied on reload.
 fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
-    let (o, n) = (&old.server, &new.server);
+    let ServerSettings {
+        listen,
+        admin,
+        tls,
+        header_read_timeout,
+        max_connections,
+        max_connections_per_ip,
+        idle_timeout,
+        shutdown_grace,
+        watch_config,
+    } = &old.server;
+    let n = &new.server;
+    let LogSettings {
+        format,
+        level,
+        // Applied on reload: the access log switch is read per request from the snapshot.
+        access_log: _,
+    } = &old.log;
     let mut out = Vec::new();
     let mut check = |name, changed: bool| {
         if changed {
             out.push(name);
         }
     };
-    check("server.listen", o.listen != n.listen);
-    check("server.admin", o.admin != n.admin);
+    check("server.listen", *listen != n.listen);
+    check("server.admin", *admin != n.admin);
+    // The certificate files themselves are re-read on every reload; only switching TLS on or off
+    // needs new listeners.
     check(
         "server.tls (enabling or disabling)",
-        o.tls.is_some() != n.tls.is_some(),
+        tls.is_some() != n.tls.is_some(),
     );
     check(
         "server.header_read_timeout",
-        o.header_read_timeout != n.header_read_timeout,
+        *header_read_timeout != n.header_read_timeout,
     );
     check(
         "server.max_connections",
-        o.max_connections != n.max_connections,
+        *max_connections != n.max_connections,
     );
     check(
         "server.max_connections_per_ip",
-        o.max_connections_per_ip != n.max_connections_per_ip,
+        *max_connections_per_ip != n.max_connections_per_ip,
     );
-    check("server.idle_timeout", o.idle_timeout != n.idle_timeout);
-    check(
-        "server.shutdown_grace",
-        o.shutdown_grace != n.shutdown_grace,
-    );
-    check("server.watch_config", o.watch_config != n.watch_config);
-    check("log.format", old.log.format != new.log.format);
-    check("log.level", old.log.level != new.log.level);
+    check("server.idle_timeout", *idle_timeout != n.idle_timeout);
+    check("server.shutdown_grace", *shutdown_grace != n.shutdown_grace);
+    check("server.watch_config", *watch_config != n.watch_config);
+    check("log.format", *format != new.log.format);
+    check("log.level", *level != new.log.level);
     out
 }
 

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::policy::Policy;
+use crate::policy::{Policy, PolicySpec};
 use crate::routes::Route;
 use crate::snapshot::Snapshot;
 
@@ -25,15 +25,23 @@ pub struct Changes {
 impl Changes {
     /// Compare two snapshots by name.
     pub fn between(old: &Snapshot, new: &Snapshot) -> Changes {
+        // Destructured without `..`: a new route key is a compile error here until the diff
+        // compares it.
         let route_key = |s: &Snapshot, r: &Route| {
+            let Route {
+                index: _,
+                name: _,
+                host,
+                path_prefix,
+                strip_prefix,
+                own_origins,
+                upstream,
+                policy,
+            } = r;
             format!(
-                "{:?}|{}|{}|{:?}|{}|{}",
-                r.host,
-                r.path_prefix,
-                r.strip_prefix,
-                r.own_origins,
-                s.upstreams[r.upstream].name,
-                s.policies[r.policy].name()
+                "{host:?}|{path_prefix}|{strip_prefix}|{own_origins:?}|{}|{}",
+                s.upstreams[*upstream].name,
+                s.policies[*policy].name()
             )
         };
         let routes = |s: &Snapshot| -> BTreeMap<String, String> {
@@ -82,22 +90,31 @@ impl Changes {
 }
 
 /// Everything that shapes a policy's answers, in a stable order.
+/// Everything a policy decides with, as one comparable string. Destructured without `..`, so a new
+/// policy key is a compile error here until it is part of the fingerprint.
 fn fingerprint(p: &Policy) -> String {
-    let s = p.spec();
-    let mut texts = s.origin_texts.clone();
+    let PolicySpec {
+        name: _,
+        // Compiled from `origin_texts`, which are compared instead.
+        origins: _,
+        origin_texts,
+        methods,
+        headers,
+        expose_headers,
+        allow_credentials,
+        max_age,
+        allow_private_network,
+        preflight_status,
+        enforcement,
+    } = p.spec();
+    let mut texts = origin_texts.clone();
     texts.sort();
-    let mut headers: Vec<&str> = s.headers.names.iter().map(AsRef::as_ref).collect();
-    headers.sort_unstable();
+    let mut names: Vec<&str> = headers.names.iter().map(AsRef::as_ref).collect();
+    names.sort_unstable();
     format!(
-        "{texts:?}|{:?}|{}|{headers:?}|{:?}|{}|{:?}|{}|{}|{}",
-        s.methods,
-        s.headers.any,
-        s.expose_headers,
-        s.allow_credentials,
-        s.max_age,
-        s.allow_private_network,
-        s.preflight_status,
-        s.enforcement.as_str()
+        "{texts:?}|{methods:?}|{}|{names:?}|{expose_headers:?}|{allow_credentials}|{max_age:?}|{allow_private_network}|{preflight_status}|{}",
+        headers.any,
+        enforcement.as_str()
     )
 }
 
