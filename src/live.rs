@@ -142,7 +142,7 @@ impl LiveUpstream {
 }
 
 /// The connector for one upstream: plain TCP for `http`, rustls for `https` (webpki roots), with the
-/// upstream's `connect_timeout`. The one place to add `ca_file` (issue 5).
+/// upstream's `connect_timeout`. `ca_file` adds the upstream's private CA to the trusted roots.
 pub(crate) fn connector(up: &Upstream) -> Result<HttpsConnector<HttpConnector>, LiveError> {
     let mut http = HttpConnector::new();
     // The https connector passes https URIs down to this one, which must not refuse them.

@@ -291,7 +291,7 @@ pub(crate) fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
     s
 }
 
-/// The `explain --json` object of interface.md.
+/// The `explain --json` object (its shape is the CLI contract: tests/it/cli.rs pins it).
 pub(crate) fn explain_json(eval: &Evaluation<'_>, view: &RequestView<'_>) -> Value {
     let mut headers = Map::new();
     let h = response_headers(eval);

@@ -1,7 +1,8 @@
 //! `RouteTable`: host and path-prefix routing without scanning every route.
 //!
-//! Specificity (interface.md): a route with a matching host beats one without; an exact host beats a
-//! wildcard host, a longer wildcard suffix beats a shorter one; then the longest `path_prefix` wins.
+//! Specificity (docs/configuration.md, "Routes"): a route with a matching host beats one without;
+//! an exact host beats a wildcard host, a longer wildcard suffix beats a shorter one; then the
+//! longest `path_prefix` wins.
 //! Prefixes match on segment boundaries: `/v1` matches `/v1` and `/v1/x`, never `/v10`.
 
 // Lookups use FxHash: the tables are built from the config, so request-chosen keys can only probe,

@@ -1,4 +1,4 @@
-//! The serde mirror of the TOML file, 1:1 with interface.md. Unknown keys are errors; every leaf that
+//! The serde mirror of the TOML file, 1:1 with docs/configuration.md. Unknown keys are errors; every leaf that
 //! compile may complain about is `Spanned` so its diagnostic points at FILE:LINE:COL.
 //!
 //! Each table entry is wrapped in `Lenient`, so that a type error or unknown key in one upstream,

@@ -1,5 +1,6 @@
-//! The Prometheus registry: every metric family of interface.md, registered once, and the per-route /
-//! per-upstream series that `Observer::route_handles` pre-creates at install time.
+//! The Prometheus registry: every metric family corsgate exports (docs/observability.md), registered
+//! once, and the per-route / per-upstream series that `Observer::handles` pre-creates at install
+//! time.
 //!
 //! prometheus-client appends `_total` to counter names when encoding, so the counters are registered
 //! without it (`corsgate_requests` is exposed as `corsgate_requests_total`).
@@ -82,7 +83,7 @@ fn new_histogram() -> AtomicHistogram {
 }
 
 impl Metrics {
-    /// Register every family of interface.md.
+    /// Register every family corsgate exports.
     pub(crate) fn new() -> Metrics {
         let mut registry = Registry::default();
         let requests = Family::<RouteOutcome, Counter>::default();
