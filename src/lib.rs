@@ -1,8 +1,9 @@
 //! corsgate: a standalone CORS-enforcing reverse proxy.
 //!
 //! # Layout
-//! - [`config`]: the TOML schema (`raw`), diagnostics with FILE:LINE:COL, and the compile step that is
-//!   the only way to a [`snapshot::Snapshot`].
+//! - [`config`]: the TOML schema (`raw`), diagnostics with FILE:LINE:COL, the bounded reader for every
+//!   file a config names (`file`), and the compile step that is the only way to a
+//!   [`snapshot::Snapshot`].
 //! - [`policy`]: origin matching and the pure `decide` function (no I/O).
 //! - [`routes`]: host and path-prefix routing.
 //! - [`snapshot`]: the compiled config, evaluated per request.
