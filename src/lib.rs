@@ -13,7 +13,8 @@
 //!   behind the one swap point that `reload` stores into.
 //! - `observe`: the data path's door to logs and metrics (`telemetry` behind it).
 //! - `gateway`: the front door that starts all of the above; `admin`, `tls`.
-//! - `config`: the TOML schema, diagnostics with FILE:LINE:COL, and the compile step that is the
+//! - `config`: the TOML schema, diagnostics with FILE:LINE:COL, the bounded reader for every file a
+//!   config names (`file`), and the compile step that is the
 //!   only way to a `Snapshot`.
 //! - `report`: `check` and `explain`; `cli`, `demo`, `editor` (`schema`, `completions`, `manpage`).
 //!

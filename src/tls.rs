@@ -11,9 +11,14 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::config::file::{read_bounded, FileError, MAX_PEM_BYTES};
+
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A PEM file is not a regular file, is too large, or could not be read.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// A PEM file could not be read or parsed.
     #[error("cannot read {}: {source}", path.display())]
     Pem {
@@ -62,8 +67,9 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         path: path.to_path_buf(),
         source,
     };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(pem)?
+    // Read through the bound: a PEM reader on `/dev/zero` would grow one line until allocation fails.
+    let bytes = read_bounded(path, MAX_PEM_BYTES)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(pem)?;
     if certs.is_empty() {
@@ -77,7 +83,8 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// The listener's config: the chain and key from PEM (PKCS#8, PKCS#1 RSA or SEC1 EC), ALPN h2 first.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = certs(cert)?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Pem {
+    let key_bytes = read_bounded(key, MAX_PEM_BYTES)?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|source| TlsError::Pem {
         path: key.to_path_buf(),
         source,
     })?;
@@ -147,8 +154,13 @@ mod tests {
         ));
         assert!(matches!(
             server_config(&dir.path().join("missing.pem"), &key),
-            Err(TlsError::Pem { .. })
+            Err(TlsError::File(FileError::Io { .. }))
         ));
+        assert!(matches!(
+            server_config(&cert, Path::new("/dev/zero")),
+            Err(TlsError::File(FileError::NotAFile { .. }))
+        ));
+        assert!(client_config(Some(Path::new("/dev/zero"))).is_err());
         assert!(client_config(Some(&cert)).is_ok());
         assert!(client_config(Some(&key)).is_err());
     }

@@ -46,6 +46,9 @@ impl Diagnostic {
 #[derive(Debug)]
 pub(crate) struct Diagnostics<'t> {
     text: &'t str,
+    /// Where each line starts, computed once: locating a diagnostic is then a binary search, so a
+    /// file with thousands of warnings is not scanned from the top once per warning.
+    lines: LineIndex,
     items: Vec<Diagnostic>,
 }
 
@@ -54,6 +57,7 @@ impl<'t> Diagnostics<'t> {
     pub(crate) fn new(text: &'t str) -> Self {
         Self {
             text,
+            lines: LineIndex::new(text),
             items: Vec::new(),
         }
     }
@@ -78,7 +82,7 @@ impl<'t> Diagnostics<'t> {
     }
 
     fn push(&mut self, offset: usize, severity: Severity, message: String) {
-        let (line, col) = line_col(self.text, offset);
+        let (line, col) = self.lines.line_col(self.text, offset);
         self.items.push(Diagnostic {
             line,
             col,
@@ -107,14 +111,41 @@ impl<'t> Diagnostics<'t> {
     }
 }
 
-/// 1-based (line, column in chars) of a byte offset.
+/// The byte offset where each line of a text starts (line 1 at index 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Index `text`: one pass over its bytes.
+    pub(crate) fn new(text: &str) -> LineIndex {
+        let newlines = text.bytes().enumerate().filter(|(_, b)| *b == b'\n');
+        let starts = std::iter::once(0).chain(newlines.map(|(i, _)| i + 1));
+        LineIndex {
+            starts: starts.collect(),
+        }
+    }
+
+    /// 1-based (line, column in chars) of a byte offset into the indexed `text`: a binary search
+    /// for the line, then a count of the characters before `offset` on that line only.
+    pub(crate) fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = offset.min(text.len());
+        // `starts[0] == 0 <= offset`, so the partition point is at least 1.
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts.get(line.wrapping_sub(1)).copied().unwrap_or(0);
+        let col = text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count());
+        (line.max(1), col + 1)
+    }
+}
+
+/// 1-based (line, column in chars) of a byte offset. Indexes the text on every call: for many
+/// lookups in one text, build a [`LineIndex`] once.
+#[cfg(test)]
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
+    LineIndex::new(text).line_col(text, offset)
 }
 
 /// serde names the key in "unknown field `k`" and "... in `k`" messages.
@@ -158,6 +189,37 @@ mod tests {
         assert_eq!(line_col(t, 6), (2, 1));
         assert_eq!(line_col(t, t.find('=').unwrap()), (1, 3));
         assert_eq!(line_col(t, 10), (2, 4));
+    }
+
+    #[test]
+    fn the_line_index_agrees_with_a_scan_from_the_top_at_every_offset() {
+        let t = "a = 1\n\nbé = \"ü\"\r\n  [x]\nlast";
+        let index = LineIndex::new(t);
+        for offset in 0..=t.len() + 3 {
+            let clamped = offset.min(t.len());
+            let before = t.get(..clamped);
+            let Some(before) = before else { continue };
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let col = before[start..].chars().count() + 1;
+            assert_eq!(index.line_col(t, offset), (line, col), "offset {offset}");
+        }
+        assert_eq!(LineIndex::new("").line_col("", 0), (1, 1));
+        assert_eq!(LineIndex::new("\n").line_col("\n", 1), (2, 1));
+    }
+
+    #[test]
+    fn a_diagnostics_collector_indexes_its_text_once_and_locates_by_search() {
+        let text: String = (0..10_000).map(|i| format!("k{i} = {i}\n")).collect();
+        let mut d = Diagnostics::new(&text);
+        for i in (0..10_000).step_by(997) {
+            let at = text.find(&format!("k{i} =")).unwrap();
+            d.warn(at..at + 1, "w");
+        }
+        assert_eq!(d.lines.starts.len(), 10_001);
+        let lines: Vec<usize> = d.into_sorted().iter().map(|x| x.line).collect();
+        let want: Vec<usize> = (0..10_000).step_by(997).map(|i| i + 1).collect();
+        assert_eq!(lines, want);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod compile;
 pub(crate) mod diagnostic;
+pub(crate) mod file;
 pub(crate) mod raw;
 pub(crate) mod schema;
 
@@ -36,7 +37,10 @@ pub struct ConfigError {
 
 /// Read and compile a config file. Relative paths inside resolve against its directory.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    match std::fs::read_to_string(path) {
+    let read = file::read_bounded(path, file::MAX_CONFIG_BYTES)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned()));
+    match read {
         Ok(text) => load_str(&text, path),
         Err(e) => Err(ConfigError {
             path: path.to_path_buf(),

@@ -9,14 +9,14 @@ use serde_json::Value;
 
 use super::raw::RawConfig;
 
-/// What [`super::parse_duration`] accepts: a whole number and one of the units ms, s, m, h.
+/// What `compile::parse_duration` accepts: a whole number and one of the units ms, s, m, h.
 pub(crate) const DURATION_PATTERN: &str = "^[0-9]+(ms|s|m|h)$";
 
 /// [`DURATION_PATTERN`] less the zero durations, which the timeouts reject.
 pub(crate) const NONZERO_DURATION_PATTERN: &str = "^[0-9]*[1-9][0-9]*(ms|s|m|h)$";
 
 /// A duration string such as "500ms", "10s", "5m" or "1h" (schema only; the value is parsed by
-/// [`super::parse_duration`]).
+/// `compile::parse_duration`).
 pub(crate) struct DurationText;
 
 /// A duration that must be greater than zero (the timeouts).

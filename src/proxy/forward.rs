@@ -6,7 +6,7 @@ use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderValue, HOST};
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
@@ -37,6 +37,13 @@ pub(crate) enum ForwardError {
     /// valid URI together).
     #[error("invalid upstream URI")]
     Uri,
+    /// The client's own request body was malformed or cut off while it was being forwarded (a bad
+    /// chunk size, say): the client's fault, answered 400 and never counted as an upstream error.
+    #[error("the client's request body failed: {reason}")]
+    ClientBody {
+        /// The error and its causes, for the log line.
+        reason: String,
+    },
     /// The client call failed.
     #[error("upstream request failed ({kind:?}, timed out: {timed_out})")]
     Upstream {
@@ -64,7 +71,10 @@ pub(crate) async fn forward(
     // `timeout` bounds the whole wait for the response head, connecting included; the connect
     // itself is bounded separately by `connect_timeout` inside the connector.
     match tokio::time::timeout(up.timeout, live.client.request(req)).await {
-        Ok(Ok(res)) => Ok((res, start.elapsed())),
+        Ok(Ok(mut res)) => {
+            drop_length_beside_transfer_encoding(&mut res);
+            Ok((res, start.elapsed()))
+        }
         Ok(Err(e)) => Err(classify(&e)),
         Err(_) => Err(ForwardError::Upstream {
             kind: UpstreamErrorKind::Timeout,
@@ -117,6 +127,34 @@ fn upstream_request(
     Ok(req)
 }
 
+/// RFC 9112 §6.3 (<https://www.rfc-editor.org/rfc/rfc9112#section-6.3>): "If a message is received
+/// with both a Transfer-Encoding and a Content-Length header field, the Transfer-Encoding overrides
+/// the Content-Length. [...] An intermediary that chooses to forward the message MUST first remove
+/// the received Content-Length field and process the Transfer-Encoding [...] prior to forwarding the
+/// message downstream." hyper's client decodes such a body by its Transfer-Encoding but keeps the
+/// header; relayed, it would frame the client's copy by the wrong length.
+fn drop_length_beside_transfer_encoding(res: &mut Response<Incoming>) {
+    if res.headers().contains_key(TRANSFER_ENCODING) {
+        res.headers_mut().remove(CONTENT_LENGTH);
+    }
+}
+
+/// Whether the client call failed because the request body, which streams from the client, did:
+/// hyper reports a body error as a user error whose cause is the body's own error, and the only body
+/// here is the client connection's `Incoming`, whose errors are `hyper::Error`s.
+fn is_client_body_error(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_user() && h.source().is_some_and(|c| c.is::<hyper::Error>()) {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Whether `e` is, or wraps, a rustls error. `io::Error::source()` skips a custom error's own value,
 /// and hyper-rustls nests one `io::Error` in another, so each wrapper is opened with `get_ref`.
 fn is_tls_error(e: &(dyn StdError + 'static)) -> bool {
@@ -138,6 +176,7 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ForwardError {
     let mut tls = false;
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     let mut reason = e.to_string();
+    let client_body = is_client_body_error(e);
     while let Some(s) = source {
         reason.push_str(": ");
         reason.push_str(&s.to_string());
@@ -146,6 +185,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ForwardError {
         }
         tls |= is_tls_error(s);
         source = s.source();
+    }
+    if client_body {
+        return ForwardError::ClientBody { reason };
     }
     let kind = if tls {
         UpstreamErrorKind::Tls

@@ -202,6 +202,10 @@ impl Proxy {
                         .upstream_failure(&upstream.metrics, *kind, Some(&why));
                 }
                 return local_error(match e {
+                    ForwardError::ClientBody { reason } => {
+                        tracing::info!(peer = %self.conn.peer, %reason, "malformed request body");
+                        respond::bad_request("malformed request body\n")
+                    }
                     ForwardError::Upstream {
                         timed_out: true, ..
                     } => respond::gateway_timeout(),

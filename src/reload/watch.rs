@@ -30,7 +30,7 @@ pub(super) fn spawn(config: &Path, reload: mpsc::Sender<&'static str>) -> std::i
     watcher
         .watch(&dir, RecursiveMode::NonRecursive)
         .map_err(std::io::Error::other)?;
-    let mut last = std::fs::read(&config).ok();
+    let mut last = read_config(&config);
     tokio::spawn(async move {
         // The watcher lives as long as this task.
         let _watcher = watcher;
@@ -43,7 +43,11 @@ pub(super) fn spawn(config: &Path, reload: mpsc::Sender<&'static str>) -> std::i
                     Err(_) => break,
                 }
             }
-            let now = tokio::fs::read(&config).await.ok();
+            let path = config.clone();
+            let now = tokio::task::spawn_blocking(move || read_config(&path))
+                .await
+                .ok()
+                .flatten();
             if now.is_some() && now != last {
                 last = now;
                 if reload.send("file change").await.is_err() {
@@ -54,4 +58,10 @@ pub(super) fn spawn(config: &Path, reload: mpsc::Sender<&'static str>) -> std::i
     });
     tracing::info!(target: "corsgate::reload", dir = %dir.display(), "watching the config directory");
     Ok(())
+}
+
+/// The config's bytes, to tell a real change from a touch; through the same bound as every other
+/// config read, so a config path swapped for a device cannot stall or abort the watcher.
+fn read_config(path: &Path) -> Option<Vec<u8>> {
+    crate::config::file::read_bounded(path, crate::config::file::MAX_CONFIG_BYTES).ok()
 }

@@ -16,6 +16,8 @@
 //! - `reload`: SIGHUP and watch-mode reloads under load.
 //! - `tls`: TLS listener with h2 by ALPN, https upstreams, certificate rotation.
 //! - `observability`: access and denial logs, metrics and the admin listener, through the proxy.
+//! - `hardening`: raw-byte attacks that must keep holding (smuggling, bounds, h2 floods), bounded
+//!   files and durations, and bounded proptests over request heads and config text.
 //! - `editor`: `corsgate schema`, completions, the man page, and the Grafana dashboard against a
 //!   real `/metrics`.
 
@@ -23,6 +25,7 @@ mod support;
 
 mod cli;
 mod editor;
+mod hardening;
 mod observability;
 mod origin_props;
 mod proxy;
