@@ -1,9 +1,10 @@
 //! Listeners and connections: `run` (load, bind, serve until SIGTERM/SIGINT), `serve` (accept loops
 //! over already-bound sockets, admission: `max_connections_per_ip`, the `max_connections` semaphore
-//! and stalled-head shedding in `admission`, graceful drain) and `Connections`
-//! (one connection, any IO type, HTTP/1.1 and h2c on the same port via hyper-util's auto builder).
+//! and stalled-head shedding in `admission`, graceful drain); `connection` serves one connection
+//! (HTTP/1.1 and h2c on the same port).
 
 mod admission;
+mod connection;
 mod deadline;
 mod h2flood;
 
@@ -12,13 +13,9 @@ use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore, TryAcquireError};
 use tokio::time::Instant;
@@ -28,26 +25,14 @@ use crate::gateway::Gateway;
 use crate::live::{LiveError, Shared};
 use crate::observe::Observer;
 use crate::policy::Scheme;
-use crate::proxy::Proxy;
-use crate::snapshot::ServerSettings;
 use admission::{Admission, IpPlace, PerIp, Stalled};
+use connection::{Conn, Connections};
 pub(crate) use deadline::Activity;
 use deadline::HeadDeadline;
-use h2flood::FloodGuard;
 
 /// After a failed `accept` (out of file descriptors, say), wait this long before the next one rather
 /// than spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Largest HTTP/2 header list accepted; the proxy itself answers 431 above
-/// `proxy::MAX_REQUEST_HEADER_BYTES`, so this only needs to be comfortably larger.
-const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
-
-/// HTTP/2 keep-alive: a PING this often on a connection with no frames from the peer, and the
-/// connection closed when its answer takes longer than `H2_PING_TIMEOUT`. This finds peers that
-/// vanished without a FIN; `idle_timeout` closes the ones that are there but idle.
-const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
-const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why `corsgate run` stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -348,128 +333,6 @@ async fn accept_one(
             tracing::debug!(%peer, "max_connections_per_ip: closing the connection");
             drop(stream);
             None
-        }
-    }
-}
-
-/// One accepted connection's own state, besides its IO.
-pub(crate) struct Conn {
-    peer: SocketAddr,
-    /// Lives as long as the connection and any upgrade tunnel made from it (its slot, its gauge).
-    hold: Box<dyn Any + Send + Sync>,
-    activity: Arc<Activity>,
-    /// Turns `true` when the server drains.
-    draining: watch::Receiver<bool>,
-}
-
-/// Serves single connections. Cheap to clone; one per server.
-#[derive(Clone, Debug)]
-pub(crate) struct Connections {
-    inner: Arc<ConnectionsInner>,
-}
-
-#[derive(Debug)]
-struct ConnectionsInner {
-    builder: auto::Builder<TokioExecutor>,
-    shared: Arc<Shared>,
-    observer: Arc<Observer>,
-    header_read_timeout: Duration,
-    idle_timeout: Duration,
-    /// The TLS config the server started with: `Some` makes every listener a TLS listener.
-    tls: Option<Arc<rustls::ServerConfig>>,
-}
-
-impl Connections {
-    /// A connection server for `shared` with the `[server]` connection settings.
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        observer: Arc<Observer>,
-        settings: &ServerSettings,
-    ) -> Connections {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(settings.header_read_timeout)
-            .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(H2_MAX_HEADER_LIST)
-            .keep_alive_interval(Some(H2_PING_INTERVAL.min(settings.idle_timeout)))
-            .keep_alive_timeout(H2_PING_TIMEOUT);
-        let tls = shared.load().snapshot.tls.clone();
-        Connections {
-            inner: Arc::new(ConnectionsInner {
-                tls,
-                builder,
-                shared,
-                observer,
-                header_read_timeout: settings.header_read_timeout,
-                idle_timeout: settings.idle_timeout,
-            }),
-        }
-    }
-
-    /// Serve one accepted connection until it closes (or upgrades). Generic over the IO so a TLS
-    /// stream slots in unchanged; `scheme` is the listener's (it decides what the request's own
-    /// origin is). The connection is asked to finish gracefully (HTTP/1.1: after the response in
-    /// flight; h2: GOAWAY, open streams complete) when the server drains or when it has had no
-    /// request in flight for `idle_timeout`.
-    pub(crate) async fn serve<I>(&self, io: I, scheme: Scheme, conn: Conn)
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let inner = &self.inner;
-        let Conn {
-            peer,
-            hold,
-            activity,
-            mut draining,
-        } = conn;
-        let service = Proxy::new(
-            Arc::clone(&inner.shared),
-            Arc::clone(&inner.observer),
-            peer,
-            scheme,
-            Arc::clone(&activity),
-            hold,
-        );
-        let mut connection = pin!(inner
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(FloodGuard::new(io)), service));
-        let idle_timeout = inner.idle_timeout;
-        let mut idle = pin!(tokio::time::sleep(idle_timeout));
-        let mut closing = *draining.borrow_and_update();
-        if closing {
-            connection.as_mut().graceful_shutdown();
-        }
-        let result = loop {
-            tokio::select! {
-                result = connection.as_mut() => break result,
-                // An error means the server is gone: drain all the same.
-                _ = draining.changed(), if !closing => {
-                    closing = true;
-                    connection.as_mut().graceful_shutdown();
-                }
-                () = idle.as_mut(), if !closing => {
-                    let now = Instant::now();
-                    match activity.idle_for(now) {
-                        Some(for_) if for_ >= idle_timeout => {
-                            tracing::debug!(%peer, "idle_timeout: closing the connection");
-                            closing = true;
-                            connection.as_mut().graceful_shutdown();
-                        }
-                        Some(for_) => idle.as_mut().reset(now + (idle_timeout - for_)),
-                        None => idle.as_mut().reset(now + idle_timeout),
-                    }
-                }
-            }
-        };
-        if let Err(e) = result {
-            // Clients that vanish, time out or send garbage end here; hyper has already answered
-            // 400/431 where HTTP allowed it.
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
     }
 }
