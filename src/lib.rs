@@ -45,7 +45,7 @@ mod tls;
 
 pub use authority::Authority;
 pub use cli::{Cli, Command};
-pub use config::{load, load_str, ConfigError, Loaded};
+pub use config::{load, load_str, ConfigError, Diagnostic, Loaded, Severity};
 pub use gateway::Gateway;
 pub use observe::{Clock, Observer};
 pub use policy::{

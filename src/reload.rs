@@ -91,7 +91,7 @@ impl Reloader {
                 self.observer.reload(false);
                 match e {
                     ReloadError::Config(c) => {
-                        for line in &c.errors {
+                        for line in c.errors() {
                             tracing::error!(target: "corsgate::reload", "{line}");
                         }
                     }

@@ -26,13 +26,14 @@ pub fn check_command(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            for line in e.warnings.iter().chain(&e.errors) {
+            let errors = e.errors();
+            for line in e.warnings().iter().chain(&errors) {
                 eprintln!("{line}");
             }
             eprintln!(
                 "{}: {} error(s); config rejected",
                 path.display(),
-                e.errors.len()
+                errors.len()
             );
             ExitCode::FAILURE
         }
@@ -104,7 +105,7 @@ pub fn explain_command(path: &Path, args: &ExplainArgs) -> ExitCode {
     let loaded = match config::load(path) {
         Ok(l) => l,
         Err(e) => {
-            for line in &e.errors {
+            for line in e.errors() {
                 eprintln!("{line}");
             }
             return ExitCode::FAILURE;

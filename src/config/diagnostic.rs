@@ -5,7 +5,7 @@ use std::path::Path;
 
 /// Error or warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Severity {
+pub enum Severity {
     /// Fails the config.
     Error,
     /// Printed, never fatal.
@@ -14,7 +14,7 @@ pub(crate) enum Severity {
 
 /// One problem, located.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Diagnostic {
+pub struct Diagnostic {
     /// 1-based line.
     pub line: usize,
     /// 1-based column, in characters.
@@ -27,7 +27,7 @@ pub(crate) struct Diagnostic {
 
 impl Diagnostic {
     /// Render as `FILE:LINE:COL: error: message`.
-    pub(crate) fn render(&self, path: &Path) -> String {
+    pub fn render(&self, path: &Path) -> String {
         let sev = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",

@@ -9,7 +9,7 @@ pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use diagnostic::Severity;
+pub use diagnostic::{Diagnostic, Severity};
 
 use crate::snapshot::Snapshot;
 use diagnostic::Diagnostics;
@@ -23,16 +23,44 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Every error in a config file, each rendered as `FILE:LINE:COL: error: message`, sorted by position.
+/// Every problem in a config file that did not compile: its errors, and the warnings found on the
+/// way, each located, sorted by position. Displayed as one `FILE:LINE:COL: error: message` line per
+/// error.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", .errors.join("\n"))]
+#[error("{}", self.errors().join("\n"))]
 pub struct ConfigError {
+    path: PathBuf,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl ConfigError {
     /// The file.
-    pub path: PathBuf,
-    /// Rendered errors.
-    pub errors: Vec<String>,
-    /// Rendered warnings found on the way.
-    pub warnings: Vec<String>,
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every diagnostic, errors and warnings, sorted by position.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// The errors, rendered as `FILE:LINE:COL: error: message`.
+    pub fn errors(&self) -> Vec<String> {
+        self.rendered(Severity::Error)
+    }
+
+    /// The warnings, rendered as `FILE:LINE:COL: warning: message`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.rendered(Severity::Warning)
+    }
+
+    fn rendered(&self, severity: Severity) -> Vec<String> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .map(|d| d.render(&self.path))
+            .collect()
+    }
 }
 
 /// Read and compile a config file. Relative paths inside resolve against its directory.
@@ -44,11 +72,12 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         Ok(text) => load_str(&text, path),
         Err(e) => Err(ConfigError {
             path: path.to_path_buf(),
-            errors: vec![format!(
-                "{}:1:1: error: cannot read the config: {e}",
-                path.display()
-            )],
-            warnings: Vec::new(),
+            diagnostics: vec![Diagnostic {
+                line: 1,
+                col: 1,
+                severity: Severity::Error,
+                message: format!("cannot read the config: {e}"),
+            }],
         }),
     }
 }
@@ -65,17 +94,16 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
             None
         }
     };
-    let (errors, warnings): (Vec<_>, Vec<_>) = d
-        .into_sorted()
-        .into_iter()
-        .partition(|x| x.severity == Severity::Error);
-    let warnings = warnings.iter().map(|w| w.render(path)).collect();
+    let diagnostics = d.into_sorted();
+    let failed = diagnostics.iter().any(|x| x.severity == Severity::Error);
     match snapshot {
-        Some(snapshot) if errors.is_empty() => Ok(Loaded { snapshot, warnings }),
+        Some(snapshot) if !failed => Ok(Loaded {
+            snapshot,
+            warnings: diagnostics.iter().map(|w| w.render(path)).collect(),
+        }),
         _ => Err(ConfigError {
             path: path.to_path_buf(),
-            errors: errors.iter().map(|e| e.render(path)).collect(),
-            warnings,
+            diagnostics,
         }),
     }
 }

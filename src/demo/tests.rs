@@ -19,7 +19,7 @@ fn snapshot(upstream: SocketAddr) -> Arc<crate::snapshot::Snapshot> {
     let toml = demo_config(upstream, PAGE);
     match crate::config::load_str(&toml, Path::new("demo.toml")) {
         Ok(l) => Arc::new(l.snapshot),
-        Err(e) => panic!("{}", e.errors.join("\n")),
+        Err(e) => panic!("{e}"),
     }
 }
 

@@ -29,7 +29,7 @@ impl Gate {
             Ok(l) => l,
             Err(e) => panic!(
                 "test config does not compile:\n{}\n{toml}",
-                e.errors.join("\n")
+                e.errors().join("\n")
             ),
         };
         let gateway = Gateway::new(loaded.snapshot, Observer::new()).expect("upstream clients");

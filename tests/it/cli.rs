@@ -232,3 +232,19 @@ fn explain_reports_no_route_and_prints_text() {
     assert!(text.contains("decision: preflight-allowed"), "{text}");
     assert!(text.contains("access-control-allow-methods: GET, HEAD, POST, PUT, DELETE"));
 }
+
+#[test]
+fn a_config_error_keeps_its_diagnostics_structured() {
+    let text = "[server]\nheader_read_timeout = \"10 seconds\"\n\n[policies.unused]\n";
+    let err = corsgate::load_str(text, std::path::Path::new("x.toml")).unwrap_err();
+    let errors: Vec<_> = err
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity == corsgate::Severity::Error)
+        .collect();
+    assert!(!errors.is_empty(), "{err}");
+    assert_eq!((errors[0].line, errors[0].col), (2, 23), "{err}");
+    assert!(errors[0].message.contains("duration"), "{err}");
+    assert_eq!(err.errors()[0], errors[0].render(err.path()));
+    assert!(err.to_string().starts_with("x.toml:2:23: error:"), "{err}");
+}
