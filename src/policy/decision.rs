@@ -3,20 +3,21 @@
 
 use http::header::HeaderValue;
 
-use super::CorsHeaders;
+use super::{CorsHeaders, NonCorsHeaders};
 
 /// The outcome for one request. Borrows the compiled policy (`'a`) and the request.
 #[derive(Clone, Copy, Debug)]
 pub enum Decision<'a> {
-    /// No `Origin`: forward untouched; add `Vary: Origin` when the policy's answer depends on it.
+    /// No `Origin`: forwarded; corsgate still owns the response's `Access-Control-*` headers.
     NotCors {
-        /// `Some("Origin")` when the response must carry `Vary: Origin`.
-        vary: Option<&'a HeaderValue>,
+        /// What the response carries instead of the upstream's `Access-Control-*`.
+        headers: &'a NonCorsHeaders,
     },
-    /// The Origin is the request's own origin (or one of the route's `own_origins`): forward untouched.
+    /// The Origin is the request's own origin (or one of the route's `own_origins`, or the browser
+    /// said `Sec-Fetch-Site: same-origin`): forwarded, with the same headers as `NotCors`.
     SameOrigin {
-        /// As for `NotCors`: a shared cache must not serve this response to a cross-origin request.
-        vary: Option<&'a HeaderValue>,
+        /// What the response carries instead of the upstream's `Access-Control-*`.
+        headers: &'a NonCorsHeaders,
     },
     /// A preflight the proxy answers itself with `status` and `headers`.
     PreflightAllowed {

@@ -18,7 +18,7 @@ pub(crate) use plan::{mismatch, plan, Cors, Plan};
 pub(crate) use request::is_tchar;
 pub(crate) use request::{AcrhError, OriginHeader, ACRH, ACRM, ACRPN};
 pub use request::{RequestView, Scheme};
-pub(crate) use response::{write_cors_headers, AllowOrigin, CorsHeaders};
+pub(crate) use response::{write_cors_headers, AllowOrigin, CorsHeaders, NonCorsHeaders};
 
 use rustc_hash::FxHashSet;
 
@@ -130,7 +130,7 @@ pub struct Policy {
     spec: PolicySpec,
     preflight: CorsHeaders,
     actual: CorsHeaders,
-    vary_origin: Option<HeaderValue>,
+    non_cors: NonCorsHeaders,
 }
 
 const ACAC: HeaderName = header::ACCESS_CONTROL_ALLOW_CREDENTIALS;
@@ -194,18 +194,23 @@ impl Policy {
         if spec.allow_private_network {
             preflight_vary.push_str(", Access-Control-Request-Private-Network");
         }
+        let actual = CorsHeaders {
+            allow_origin,
+            fixed: actual,
+            vary: vary_origin,
+        };
+        let non_cors = match allow_origin {
+            AllowOrigin::Any => NonCorsHeaders::Always(actual.clone()),
+            AllowOrigin::Echo => NonCorsHeaders::VaryOrigin,
+        };
         Policy {
             preflight: CorsHeaders {
                 allow_origin,
                 fixed: preflight,
                 vary: HeaderValue::from_str(&preflight_vary).ok(),
             },
-            actual: CorsHeaders {
-                allow_origin,
-                fixed: actual,
-                vary: vary_origin.clone(),
-            },
-            vary_origin,
+            actual,
+            non_cors,
             spec,
         }
     }
@@ -248,10 +253,10 @@ pub(crate) fn decide<'a>(
     own_origins: &[Origin],
     req: &RequestView<'a>,
 ) -> Decision<'a> {
-    let vary = policy.vary_origin.as_ref();
+    let own = &policy.non_cors;
     let origin = req.origin();
     if let OriginHeader::Absent = origin {
-        return Decision::NotCors { vary };
+        return Decision::NotCors { headers: own };
     }
     // Origin is known to be present, so only the method and ACRM remain of `is_preflight`.
     let preflight = req.method == Method::OPTIONS && req.request_method().is_some();
@@ -264,7 +269,7 @@ pub(crate) fn decide<'a>(
         }
     };
     let value = match origin {
-        OriginHeader::Absent => return Decision::NotCors { vary },
+        OriginHeader::Absent => return Decision::NotCors { headers: own },
         OriginHeader::Several => {
             return deny(DenialReason::MalformedOrigin, "several Origin headers")
         }
@@ -284,7 +289,7 @@ pub(crate) fn decide<'a>(
             return deny(DenialReason::MalformedOrigin, text);
         };
         if is_same_origin(&origin, req) || own_origins.iter().any(|o| o.same_as(&origin)) {
-            return Decision::SameOrigin { vary };
+            return Decision::SameOrigin { headers: own };
         }
         match policy.spec.origins.find(&origin) {
             Some(rule) => rule,

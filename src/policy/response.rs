@@ -19,6 +19,22 @@ pub(crate) fn write_cors_headers(plan: Plan, decision: &Decision<'_>, headers: &
 }
 
 static VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+/// What `CorsHeaders::write` echoes for a policy whose `Access-Control-Allow-Origin` is `*` (it
+/// writes `*` and reads no origin).
+static ANY: HeaderValue = HeaderValue::from_static("*");
+
+/// What corsgate writes on a routed response to a request that is not cross-origin (no `Origin`,
+/// or same-origin), in place of the upstream's own `Access-Control-*`.
+#[derive(Clone, Debug)]
+pub enum NonCorsHeaders {
+    /// The policy answers `*` (no credentials): its headers go on every response, CORS or not, and
+    /// no `Vary: Origin`, so a cached copy is right for every requester (Fetch, "CORS protocol and
+    /// HTTP caches").
+    Always(CorsHeaders),
+    /// The answer depends on the origin: no `Access-Control-*`, and `Vary: Origin` so that a shared
+    /// cache never hands this response to a cross-origin request.
+    VaryOrigin,
+}
 
 impl Decision<'_> {
     /// Write the headers this decision adds to a response into `headers`. `Access-Control-*` headers
@@ -26,9 +42,11 @@ impl Decision<'_> {
     /// `Vary` from the upstream has to be merged with ours.
     pub fn apply(&self, headers: &mut HeaderMap) {
         match *self {
-            Decision::NotCors { vary: Some(v) } | Decision::SameOrigin { vary: Some(v) } => {
-                merge_vary(headers, v)
-            }
+            Decision::NotCors { headers: own } | Decision::SameOrigin { headers: own } => match own
+            {
+                NonCorsHeaders::Always(always) => always.write(headers, &ANY),
+                NonCorsHeaders::VaryOrigin => merge_vary(headers, &VARY_ORIGIN),
+            },
             Decision::PreflightAllowed {
                 response,
                 origin,
@@ -152,7 +170,12 @@ impl Cors {
                 // Another origin would get a different answer, so caches must key on Origin.
                 merge_vary(headers, &VARY_ORIGIN);
             }
-            Cors::Keep => decision.apply(headers),
+            // corsgate owns Access-Control-* on every routed response, CORS or not: an upstream's
+            // own `Access-Control-Allow-Origin: https://evil.example` must never reach a cache.
+            Cors::Keep => {
+                strip_cors(headers);
+                decision.apply(headers);
+            }
             Cors::Report => {}
         }
     }

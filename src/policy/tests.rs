@@ -101,10 +101,11 @@ fn no_origin_is_not_cors_and_still_varies_on_origin() {
     let (kind, _, h) = decide_kind(&s, &Req::new(Method::GET, "/x"));
     assert_eq!(kind, "not-cors");
     assert_eq!(h.get(VARY).unwrap(), "Origin");
-    // `*` without credentials does not depend on the origin: no Vary.
+    // `*` without credentials does not depend on the origin: `*` on every response, and no Vary.
     let (kind, _, h) = decide_kind(&s, &Req::new(Method::GET, "/open"));
     assert_eq!(kind, "not-cors");
-    assert!(h.is_empty());
+    assert_eq!(h.get("access-control-allow-origin").unwrap(), "*");
+    assert!(h.get(VARY).is_none());
 }
 
 #[test]

@@ -205,45 +205,74 @@ async fn every_status_to_an_allowed_origin_carries_cors_headers() {
     }
 }
 
+/// corsgate owns Access-Control-* on every routed response: an upstream that answers a request
+/// without Origin (or a same-origin one) with its own ACAO/ACAC and `Cache-Control: public` must not
+/// put those headers into a shared cache, in block and in headers-only alike.
 #[tokio::test]
-async fn requests_without_origin_and_same_origin_requests_are_forwarded_untouched() {
-    let (up, gate) = gate_with(POLICY).await;
-    let res = client()
-        .get(gate.url("/"))
-        .header(
-            "x-reply-header",
-            "access-control-allow-origin: https://up.example",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        res.headers()["access-control-allow-origin"],
-        "https://up.example"
-    );
-    assert_eq!(res.headers()["vary"], "Origin");
+async fn requests_without_origin_and_same_origin_requests_are_forwarded_with_corsgates_headers() {
+    for mode in ["block", "headers-only"] {
+        let (up, gate) = gate_with(&format!("{POLICY}\nenforcement = \"{mode}\"")).await;
+        let evil = |req: reqwest::RequestBuilder| {
+            req.header(
+                "x-reply-header",
+                "access-control-allow-origin: https://evil.example",
+            )
+            .header("x-reply-header", "access-control-allow-credentials: true")
+            .header("x-reply-header", "cache-control: public")
+        };
+        let res = evil(client().get(gate.url("/"))).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{mode}");
+        assert_eq!(cors_headers(res.headers()), vec![], "{mode}: no Origin");
+        assert_eq!(vary_tokens(res.headers()), ["origin"], "{mode}");
+        assert_eq!(res.headers()["cache-control"], "public");
 
-    let own = format!("http://{}", gate.addr);
-    let res = client()
-        .delete(gate.url("/"))
-        .header("origin", own)
-        .header(
+        let own = format!("http://{}", gate.addr);
+        let res = evil(client().delete(gate.url("/")).header("origin", own))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{mode}: same-origin is not subject to the policy"
+        );
+        assert_eq!(cors_headers(res.headers()), vec![], "{mode}: same-origin");
+        assert_eq!(vary_tokens(res.headers()), ["origin"], "{mode}");
+        assert_eq!(up.hits(), 2);
+    }
+}
+
+/// A `*` policy (no credentials) answers the same to everyone: `Access-Control-Allow-Origin: *` on
+/// every response, CORS or not, and no `Vary: Origin` (Fetch, "CORS protocol and HTTP caches").
+#[tokio::test]
+async fn a_star_policy_sends_its_headers_on_every_response_and_no_vary() {
+    let (_up, gate) = gate_with(
+        r#"allowed_origins = ["*"]
+expose_headers = ["x-request-id"]"#,
+    )
+    .await;
+    for origin in [None, Some("https://anyone.example")] {
+        let mut req = client().get(gate.url("/")).header(
             "x-reply-header",
-            "access-control-allow-origin: https://up.example",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        res.status(),
-        StatusCode::OK,
-        "same-origin is not subject to the policy"
-    );
-    assert_eq!(
-        res.headers()["access-control-allow-origin"],
-        "https://up.example"
-    );
-    assert_eq!(up.hits(), 2);
+            "access-control-allow-origin: https://evil.example",
+        );
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(
+            cors_headers(res.headers()),
+            vec![
+                ("access-control-allow-origin".to_owned(), "*".to_owned()),
+                (
+                    "access-control-expose-headers".to_owned(),
+                    "x-request-id".to_owned()
+                ),
+            ],
+            "{origin:?}"
+        );
+        assert!(vary_tokens(res.headers()).is_empty(), "{origin:?}");
+    }
 }
 
 #[tokio::test]
