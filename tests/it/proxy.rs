@@ -440,3 +440,127 @@ policy = "admin"
     assert_eq!(support::raw_status(&res), 200, "{res}");
     assert_eq!(up.last().target, "/adminx/%2Fy");
 }
+
+/// `explain --json` prints exactly what the wire carries: for many requests, its status and its
+/// `Access-Control-*` and `Vary` headers equal those of the running proxy's answer.
+#[tokio::test]
+async fn explain_prints_what_the_proxy_sends_header_for_header() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cases, mut gates) = (Vec::new(), Vec::new());
+    for (n, policy) in [
+        POLICY,
+        "allowed_origins = [\"*\"]\nexpose_headers = [\"x-id\"]\nmax_age = 60",
+        "allowed_origins = [\"https://*.app.example\"]\nenforcement = \"headers-only\"",
+        "allowed_origins = [\"https://app.example\"]\nenforcement = \"report-only\"",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let toml = one_route(&up, policy);
+        let path = dir.path().join(format!("p{n}.toml"));
+        std::fs::write(&path, &toml).unwrap();
+        let gate = Gate::start(&toml).await;
+        let own = format!("http://{}", gate.addr);
+        for origin in [
+            None,
+            Some(APP),
+            Some(EVIL),
+            Some("https://x.app.example"),
+            Some(&own),
+        ] {
+            for (method, preflight, header) in [
+                ("GET", false, None),
+                ("POST", false, None),
+                ("DELETE", false, None),
+                ("PUT", true, None),
+                ("PUT", true, Some("x-token")),
+                ("GET", true, Some("x-other")),
+            ] {
+                cases.push((
+                    path.clone(),
+                    gate.addr,
+                    origin.map(str::to_owned),
+                    method,
+                    preflight,
+                    header,
+                ));
+            }
+        }
+        gates.push(gate);
+    }
+    let interesting = |h: &HeaderMap| -> Vec<(String, String)> {
+        let mut v: Vec<_> = h
+            .iter()
+            .filter(|(n, _)| n.as_str().starts_with("access-control-") || n.as_str() == "vary")
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        v.sort();
+        v
+    };
+    for (path, addr, origin, method, preflight, header) in cases {
+        let mut args = vec![
+            "explain".to_owned(),
+            "-c".to_owned(),
+            path.display().to_string(),
+            "--json".to_owned(),
+            "--host".to_owned(),
+            addr.to_string(),
+            "--path".to_owned(),
+            "/api/items".to_owned(),
+            "--method".to_owned(),
+            method.to_owned(),
+        ];
+        if let Some(o) = &origin {
+            args.extend(["--origin".to_owned(), o.clone()]);
+        }
+        if let Some(h) = header {
+            args.extend(["--header".to_owned(), h.to_owned()]);
+        }
+        if preflight {
+            args.push("--preflight".to_owned());
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_corsgate"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut explained: Vec<(String, String)> = v["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_str().unwrap().to_owned()))
+            .collect();
+        explained.sort();
+
+        let url = format!("http://{addr}/api/items");
+        let mut req = if preflight {
+            client()
+                .request(Method::OPTIONS, &url)
+                .header("access-control-request-method", method)
+        } else {
+            client().request(Method::from_bytes(method.as_bytes()).unwrap(), &url)
+        };
+        if let Some(o) = &origin {
+            req = req.header("origin", o);
+        }
+        if let (Some(h), true) = (header, preflight) {
+            req = req.header("access-control-request-headers", h);
+        }
+        let res = req.send().await.unwrap();
+        let what = format!("{args:?}");
+        match v["status"].as_u64() {
+            Some(s) => assert_eq!(u64::from(res.status().as_u16()), s, "{what}"),
+            None => assert_eq!(res.status(), StatusCode::OK, "{what}: forwarded"),
+        }
+        assert_eq!(interesting(res.headers()), explained, "{what}");
+    }
+    for gate in gates {
+        gate.stop().await;
+    }
+}
