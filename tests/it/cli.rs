@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn corsgate(args: &[&str]) -> Output {
+/// Run the real `corsgate` with `args` in the repository root, without `$CORSGATE_CONFIG`.
+pub(crate) fn corsgate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_corsgate"))
         .args(args)
         .env_remove("CORSGATE_CONFIG")

@@ -3,21 +3,12 @@
 //! Grafana dashboard against the `/metrics` of a running corsgate.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 mod dashboard;
 mod schema;
 mod shell;
 
-/// Run the real `corsgate` with `args` in the repository root.
-fn corsgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_corsgate"))
-        .args(args)
-        .env_remove("CORSGATE_CONFIG")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run corsgate")
-}
+use crate::cli::corsgate;
 
 /// `corsgate ARGS`'s stdout, after checking it exited 0.
 fn stdout_of(args: &[&str]) -> String {
