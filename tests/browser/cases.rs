@@ -207,16 +207,15 @@ pub async fn a_second_identical_preflighted_call_within_max_age_sends_no_options
     let page = w.open(&w.allowed).await;
     let init = "{method: 'PUT', headers: {'X-Custom': '1'}}";
     let mut preflights = Vec::new();
-    // The proxy by name (`localhost:PORT`), then by IP literal (`127.0.0.1:PORT`). Firefox has been
-    // reported to keep cached preflights only for host names, so the name comes first and is the
-    // form this case relies on; Firefox 140 ESR and Chromium were both seen to cache under either,
-    // and the case asserts that too.
-    for url in [
-        w.api_by_name("/cached/a"),
-        w.api_by_name("/uncached/a"),
-        w.api("/cached/b"),
-        w.api("/uncached/b"),
-    ] {
+    // Firefox does not reliably reuse a cached preflight when the API is addressed by an IP literal
+    // (127.0.0.1): on 140 ESR it did in some runs and not in others (CI saw [1, 2, 2, 2]). It does
+    // for a host name, so both engines address the proxy as `localhost:PORT` here, and the
+    // IP-literal form is asserted only where it is dependable (Chromium).
+    let mut urls = vec![w.api_by_name("/cached/a"), w.api_by_name("/uncached/a")];
+    if page.engine() == Engine::Chromium {
+        urls.extend([w.api("/cached/b"), w.api("/uncached/b")]);
+    }
+    for url in urls {
         let mark = page.mark();
         for _ in 0..2 {
             let (got, _) = probe(&page, &url, init).await;
@@ -232,7 +231,11 @@ pub async fn a_second_identical_preflighted_call_within_max_age_sends_no_options
     // max_age = 600: the browser reuses the first answer; max_age = 0: it asks every time. Both
     // engines cap Access-Control-Max-Age (Chromium at 7200 s, Firefox at 86400 s); 600 is under
     // both caps, so the same expectation holds in each.
-    assert_eq!(preflights, [1, 2, 1, 2], "{:?}", page.engine());
+    let want: &[usize] = match page.engine() {
+        Engine::Chromium => &[1, 2, 1, 2],
+        Engine::Firefox => &[1, 2],
+    };
+    assert_eq!(preflights, want, "{:?}", page.engine());
 }
 
 pub async fn a_websocket_connects_from_an_allowed_origin_and_fails_from_a_denied_one(
