@@ -87,6 +87,12 @@ pub enum OriginError {
     /// Characters a host cannot have.
     #[error("the host holds characters a host cannot have (write IDNs in their xn-- form)")]
     BadHost,
+    /// More than 253 bytes (without a trailing dot).
+    #[error("the host is longer than 253 bytes, which DNS cannot carry")]
+    HostTooLong,
+    /// A label of more than 63 bytes.
+    #[error("a host label is longer than 63 bytes, which DNS cannot carry")]
+    LabelTooLong,
     /// Port not 1-65535, or empty.
     #[error("the port must be a number from 1 to 65535, or * in a pattern")]
     BadPort,
@@ -182,8 +188,10 @@ impl OriginPattern {
             Some(suffix) => {
                 // A wildcard over a public suffix (*.com, *.co.uk, *.github.io) allows unrelated
                 // sites. Only suffixes the list knows are refused, so `*.localhost` stays usable.
-                if psl::suffix(suffix.as_bytes())
-                    .is_some_and(|sfx| sfx.is_known() && sfx.as_bytes().len() == suffix.len())
+                // `*.com.` is the same hole as `*.com`: check without the root dot.
+                let bare = suffix.strip_suffix('.').unwrap_or(suffix);
+                if psl::suffix(bare.as_bytes())
+                    .is_some_and(|sfx| sfx.is_known() && sfx.as_bytes().len() == bare.len())
                 {
                     return Err(OriginError::PublicSuffix(suffix.to_owned()));
                 }
@@ -201,6 +209,32 @@ impl OriginPattern {
                 PortMatch::Is(p.port)
             },
         })
+    }
+}
+
+impl std::fmt::Display for OriginPattern {
+    /// The normalised pattern: `https://*.example.com:*`, `http://localhost:3000`, `*`, `null`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let OriginPattern::Host {
+            scheme,
+            host,
+            wildcard,
+            port,
+        } = self
+        else {
+            return f.write_str(if *self == OriginPattern::Any {
+                "*"
+            } else {
+                "null"
+            });
+        };
+        let star = if *wildcard { "*." } else { "" };
+        write!(f, "{scheme}://{star}{host}")?;
+        match port {
+            PortMatch::Any => f.write_str(":*"),
+            PortMatch::Is(Some(p)) => write!(f, ":{p}"),
+            PortMatch::Is(None) => Ok(()),
+        }
     }
 }
 
@@ -341,8 +375,16 @@ fn check_host(host: &str, pattern: bool) -> Result<(), OriginError> {
     if body.is_empty() {
         return Err(OriginError::EmptyHost);
     }
+    // A fully qualified host keeps its trailing dot: `https://example.com.` is a distinct origin
+    // that browsers send as written (URL Standard, host parsing keeps the empty last label), so it
+    // is accepted here and matched only by a pattern that has the dot too.
+    let body = match body.strip_suffix('.') {
+        Some(b) if !b.is_empty() => b,
+        _ => body,
+    };
+    // RFC 1035 §2.3.4: 255 octets on the wire, 253 as text without the root dot.
     if body.len() > 253 {
-        return Err(OriginError::BadHost);
+        return Err(OriginError::HostTooLong);
     }
     // One pass: label characters, no empty label, labels of at most 63 bytes.
     let mut label = 0usize;
@@ -355,7 +397,7 @@ fn check_host(host: &str, pattern: bool) -> Result<(), OriginError> {
             b if LABEL_BYTE[usize::from(b)] => {
                 label += 1;
                 if label > 63 {
-                    bad = bad.or(Some(OriginError::BadHost));
+                    bad = bad.or(Some(OriginError::LabelTooLong));
                 }
             }
             _ => bad = bad.or(Some(OriginError::BadHost)),
