@@ -30,7 +30,7 @@ const ORIGIN: &str = r"https?://(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]
 const DEFAULT_PORT: &str = r"http://[^/]*:80|https://[^/]*:443";
 /// Strings with a path, query, fragment or userinfo: preferred as witnesses, being the dangerous
 /// kind (`https://evil.test/.example.com`).
-const HOSTILE: &str = r"[^/]*://[^/?#@]*[/?#@\\].*";
+const HOSTILE: &str = r"[^/]*://[^/?#@\\]+[/?#@\\].*";
 
 /// Byte order in which the search tries edges, so that witnesses read naturally.
 const PREFERRED: &[u8] = b"aevilxyz0123456789.-/:@?#";
