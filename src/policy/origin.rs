@@ -5,7 +5,9 @@
 //! `scheme "://" host [":" port]` (<https://html.spec.whatwg.org/#ascii-serialisation-of-an-origin>),
 //! and a URL parser is lenient exactly where an allow-list must not be (paths, userinfo, IDNA mapping,
 //! percent-decoding). Everything that is not that grammar is rejected, and nothing here allocates
-//! unless the input needs lowercasing.
+//! unless the input needs lowercasing. Whether a config pattern names a host browsers actually send
+//! (`127.1`, Unicode, bad punycode) is checked on the config side, with the `url` crate's host
+//! parser (`config/compile/policy/browser_form.rs`), never here on the request path.
 
 use std::borrow::Cow;
 
