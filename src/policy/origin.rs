@@ -5,14 +5,19 @@
 //! `scheme "://" host [":" port]` (<https://html.spec.whatwg.org/#ascii-serialisation-of-an-origin>),
 //! and a URL parser is lenient exactly where an allow-list must not be (paths, userinfo, IDNA mapping,
 //! percent-decoding). Everything that is not that grammar is rejected, and nothing here allocates
-//! unless the input needs lowercasing.
+//! unless the input needs lowercasing. Whether a config pattern names a host browsers actually send
+//! (`127.1`, Unicode, bad punycode) is checked on the config side, with the `url` crate's host
+//! parser (`config/compile/policy/browser_form.rs`), never here on the request path.
 
 use std::borrow::Cow;
 
 use crate::authority::position;
 
 mod allowed;
+mod pattern;
 pub(crate) use allowed::AllowedOrigins;
+pub use pattern::OriginPattern;
+pub(super) use pattern::PortMatch;
 
 /// A normalised origin: lowercase scheme and host, default port dropped.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -87,6 +92,12 @@ pub enum OriginError {
     /// Characters a host cannot have.
     #[error("the host holds characters a host cannot have (write IDNs in their xn-- form)")]
     BadHost,
+    /// More than 253 bytes (without a trailing dot).
+    #[error("the host is longer than 253 bytes, which DNS cannot carry")]
+    HostTooLong,
+    /// A label of more than 63 bytes.
+    #[error("a host label is longer than 63 bytes, which DNS cannot carry")]
+    LabelTooLong,
     /// Port not 1-65535, or empty.
     #[error("the port must be a number from 1 to 65535, or * in a pattern")]
     BadPort,
@@ -135,71 +146,6 @@ impl<'a> RequestOrigin<'a> {
             host: p.host,
             port: p.port,
             serialized,
-        })
-    }
-}
-
-/// One parsed config pattern.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OriginPattern {
-    /// `*`.
-    Any,
-    /// `null`.
-    Null,
-    /// scheme://host[:port] or with `*.` host and/or `:*` port.
-    Host {
-        /// Lowercase scheme.
-        scheme: String,
-        /// Lowercase host, or the suffix after `*.` when `wildcard`.
-        host: String,
-        /// `*.host`.
-        wildcard: bool,
-        /// Which ports.
-        port: PortMatch,
-    },
-}
-
-/// Which ports a pattern allows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortMatch {
-    /// Exactly this one (`None` = the scheme's default).
-    Is(Option<u16>),
-    /// `:*`: any port, the default included.
-    Any,
-}
-
-impl OriginPattern {
-    /// Parse a config pattern; wildcards over public suffixes are rejected here.
-    pub fn parse(s: &str) -> Result<OriginPattern, OriginError> {
-        if s == "*" {
-            return Ok(OriginPattern::Any);
-        }
-        if s == "null" {
-            return Ok(OriginPattern::Null);
-        }
-        let p = parse_parts(s, true)?;
-        let (host, wildcard) = match p.host.strip_prefix("*.") {
-            Some(suffix) => {
-                // A wildcard over a public suffix (*.com, *.co.uk, *.github.io) allows unrelated
-                // sites. Only suffixes the list knows are refused, so `*.localhost` stays usable.
-                if psl::suffix(suffix.as_bytes())
-                    .is_some_and(|sfx| sfx.is_known() && sfx.as_bytes().len() == suffix.len())
-                {
-                    return Err(OriginError::PublicSuffix(suffix.to_owned()));
-                }
-                (suffix.to_owned(), true)
-            }
-            None => (p.host.into_owned(), false),
-        };
-        Ok(OriginPattern::Host {
-            scheme: p.scheme.into_owned(),
-            host,
-            wildcard,
-            port: if p.any_port {
-                PortMatch::Any
-            } else {
-                PortMatch::Is(p.port)
-            },
         })
     }
 }
@@ -341,8 +287,16 @@ fn check_host(host: &str, pattern: bool) -> Result<(), OriginError> {
     if body.is_empty() {
         return Err(OriginError::EmptyHost);
     }
+    // A fully qualified host keeps its trailing dot: `https://example.com.` is a distinct origin
+    // that browsers send as written (URL Standard, host parsing keeps the empty last label), so it
+    // is accepted here and matched only by a pattern that has the dot too.
+    let body = match body.strip_suffix('.') {
+        Some(b) if !b.is_empty() => b,
+        _ => body,
+    };
+    // RFC 1035 §2.3.4: 255 octets on the wire, 253 as text without the root dot.
     if body.len() > 253 {
-        return Err(OriginError::BadHost);
+        return Err(OriginError::HostTooLong);
     }
     // One pass: label characters, no empty label, labels of at most 63 bytes.
     let mut label = 0usize;
@@ -355,7 +309,7 @@ fn check_host(host: &str, pattern: bool) -> Result<(), OriginError> {
             b if LABEL_BYTE[usize::from(b)] => {
                 label += 1;
                 if label > 63 {
-                    bad = bad.or(Some(OriginError::BadHost));
+                    bad = bad.or(Some(OriginError::LabelTooLong));
                 }
             }
             _ => bad = bad.or(Some(OriginError::BadHost)),

@@ -249,3 +249,31 @@ fn a_config_error_keeps_its_diagnostics_structured() {
     assert_eq!(err.errors()[0], errors[0].render(err.path()));
     assert!(err.to_string().starts_with("x.toml:2:23: error:"), "{err}");
 }
+
+#[test]
+fn trailing_dot_origins_are_accepted_and_matched_exactly() {
+    let out = corsgate(&["check", "-c", "tests/fixtures/good/trailing-dot.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let needle =
+        "trailing-dot.toml:8:25: warning: this regex lets a host label be extended to the \
+                  left of \"example.net\": it matches \"https://aexample.net\"";
+    assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    let decide = |origin: &str| {
+        let out = corsgate(&[
+            "explain",
+            "-c",
+            "tests/fixtures/good/trailing-dot.toml",
+            "--json",
+            "--origin",
+            origin,
+        ]);
+        let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        v["decision"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(decide("https://example.com."), "allowed");
+    assert_eq!(decide("http://localhost.:3000"), "allowed");
+    assert_eq!(decide("https://a.example.org."), "allowed");
+    assert_eq!(decide("https://example.com"), "denied");
+    assert_eq!(decide("https://a.example.org"), "denied");
+}

@@ -150,3 +150,28 @@ proptest! {
         let _ = corsgate::load_str(&text, Path::new("fuzz.toml"));
     }
 }
+
+fn snapshot_of(origins: &str) -> Snapshot {
+    let toml = format!(
+        "[upstreams.u]\nurl = \"http://127.0.0.1:1\"\n[policies.p]\nallowed_origins = [{origins}]\n\
+         [[routes]]\nupstream = \"u\"\npolicy = \"p\"\n"
+    );
+    corsgate::load_str(&toml, Path::new("dots.toml"))
+        .unwrap()
+        .snapshot
+}
+
+#[test]
+fn a_trailing_dot_origin_is_allowed_by_its_pattern_and_is_not_malformed_under_any() {
+    let any = snapshot_of(r#""*""#);
+    assert_eq!(decision(&any, "https://example.com."), Some("allowed"));
+    assert_eq!(decision(&any, "http://localhost.:3000"), Some("allowed"));
+    let dotted = snapshot_of(r#""https://example.com.", "https://*.example.org.""#);
+    assert_eq!(decision(&dotted, "https://example.com."), Some("allowed"));
+    assert_eq!(decision(&dotted, "https://a.example.org."), Some("allowed"));
+    assert_ne!(decision(&dotted, "https://example.com"), Some("allowed"));
+    assert_ne!(decision(&dotted, "https://a.example.org"), Some("allowed"));
+    let plain = snapshot_of(r#""https://example.com", "https://*.example.org""#);
+    assert_ne!(decision(&plain, "https://example.com."), Some("allowed"));
+    assert_ne!(decision(&plain, "https://a.example.org."), Some("allowed"));
+}

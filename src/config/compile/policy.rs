@@ -8,6 +8,8 @@ use http::{Method, StatusCode};
 use toml::Spanned;
 
 use super::regex_probe;
+
+mod browser_form;
 use crate::config::diagnostic::Diagnostics;
 use crate::config::raw::RawPolicy;
 use crate::policy::{
@@ -39,6 +41,10 @@ pub(super) fn compile_policy(
                 );
             }
             Ok(pattern) => {
+                if let Err(why) = browser_form::check(&pattern) {
+                    d.error(entry.span(), format!("invalid origin {text:?}: {why}"));
+                    continue;
+                }
                 if pattern == OriginPattern::Null {
                     d.warn(
                         entry.span(),
@@ -60,7 +66,8 @@ pub(super) fn compile_policy(
                 origins.add(&pattern, text);
             }
             Err(e) => {
-                d.error(entry.span(), format!("invalid origin {text:?}: {e}"));
+                let hint = browser_form::hint(text).unwrap_or_default();
+                d.error(entry.span(), format!("invalid origin {text:?}: {e}{hint}"));
             }
         }
     }
@@ -185,21 +192,22 @@ fn compile_regexes(
                 entry.span(),
                 "this regex matches the origin \"null\"; list \"null\" explicitly if you mean it",
             );
-        } else if let Some(ex) = regex_probe::non_origin_example(&re, &hir) {
+        } else if !audit_regex(entry, &full, &hir, creds, d) {
             ok = false;
-            d.error(
-                entry.span(),
-                format!("this regex matches {ex:?}, which is not an origin (path, userinfo or query); escape dots and use [^/]-free classes"),
-            );
-        } else if let Some(ex) = creds
-            .then(|| regex_probe::arbitrary_origin_example(&re, &hir))
-            .flatten()
-        {
-            ok = false;
-            d.error(
-                entry.span(),
-                format!("with allow_credentials this regex lets in unrelated sites such as {ex:?}"),
-            );
+        }
+        if creds {
+            if let Some(ex) = ["https://attacker.invalid", "http://attacker.invalid"]
+                .into_iter()
+                .find(|p| re.is_match(p))
+            {
+                ok = false;
+                d.error(
+                    entry.span(),
+                    format!(
+                        "with allow_credentials this regex lets in unrelated sites such as {ex:?}"
+                    ),
+                );
+            }
         }
         anchored.push(full);
         texts.push(text.as_str().into());
@@ -214,6 +222,55 @@ fn compile_regexes(
             }
         }
     }
+}
+
+/// Report what [`regex_probe::audit`] proves about one regex; `false` when any of it is an error.
+fn audit_regex(
+    entry: &Spanned<String>,
+    full: &str,
+    hir: &regex_syntax::hir::Hir,
+    creds: bool,
+    d: &mut Diagnostics<'_>,
+) -> bool {
+    let mut ok = true;
+    for finding in regex_probe::audit(full, hir) {
+        match finding {
+            regex_probe::Finding::NotOrigin(ex) => {
+                ok = false;
+                let why = if ex.bytes().any(|b| b.is_ascii_uppercase()) {
+                    "regexes see the lowercase serialisation"
+                } else if ex.ends_with(":80") || ex.ends_with(":443") {
+                    "browsers leave the default port out"
+                } else {
+                    "an origin is http(s)://host[:port] with no path, userinfo or query"
+                };
+                d.error(
+                    entry.span(),
+                    format!("this regex matches {ex:?}, which is not an origin as browsers send it ({why}); escape dots and keep / ? # @ out of classes"),
+                );
+            }
+            regex_probe::Finding::LabelExtended { domain, example } => {
+                let msg = format!(
+                    "this regex lets a host label be extended to the left of {domain:?}: it matches \
+                     {example:?}, a different site; put \\. or :// before the domain"
+                );
+                if creds {
+                    ok = false;
+                    d.error(entry.span(), format!("with allow_credentials {msg}"));
+                } else {
+                    d.warn(entry.span(), msg);
+                }
+            }
+            regex_probe::Finding::Undecided(why) => {
+                ok = false;
+                d.error(
+                    entry.span(),
+                    format!("cannot decide which origins this regex matches ({why}); simplify it, or list the origins"),
+                );
+            }
+        }
+    }
+    ok
 }
 
 fn compile_methods(

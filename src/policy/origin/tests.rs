@@ -130,3 +130,57 @@ fn any_origin_and_regexes_match_through_the_same_find() {
     assert!(!allows(&a, "https://pr-12.preview.example.evil"));
     assert_eq!(a.counts(), (0, 0, 1));
 }
+
+#[test]
+fn trailing_dot_hosts_are_distinct_origins_matched_only_with_the_dot() {
+    let r = RequestOrigin::parse("https://example.com.").unwrap();
+    assert_eq!(
+        (&*r.host, &*r.serialized),
+        ("example.com.", "https://example.com.")
+    );
+    assert_eq!(
+        RequestOrigin::parse("http://LOCALHOST.:3000")
+            .unwrap()
+            .serialized,
+        "http://localhost.:3000"
+    );
+    let a = allowed(&["https://example.com.", "http://localhost.:3000"]);
+    assert!(allows(&a, "https://example.com."));
+    assert!(allows(&a, "http://localhost.:3000"));
+    assert!(!allows(&a, "https://example.com"));
+    assert!(!allows(&a, "http://localhost:3000"));
+    let a = allowed(&["https://example.com"]);
+    assert!(!allows(&a, "https://example.com."));
+    assert!(allows(&allowed(&["*"]), "https://example.com."));
+}
+
+#[test]
+fn a_wildcard_matches_trailing_dot_hosts_only_when_it_has_the_dot() {
+    let plain = allowed(&["https://*.example.com"]);
+    assert!(!allows(&plain, "https://a.example.com."));
+    let dotted = allowed(&["https://*.example.com."]);
+    assert!(allows(&dotted, "https://a.example.com."));
+    assert!(!allows(&dotted, "https://a.example.com"));
+    assert!(!allows(&dotted, "https://example.com."));
+    assert!(matches!(
+        OriginPattern::parse("https://*.com."),
+        Err(OriginError::PublicSuffix(_))
+    ));
+}
+
+#[test]
+fn empty_labels_and_oversized_hosts_are_still_refused() {
+    use OriginError::*;
+    let long_label = format!("https://{}.example", "a".repeat(64));
+    let long_host = format!("https://{}example", "ab.".repeat(90));
+    for (p, e) in [
+        ("https://example.com..", BadHost),
+        ("https://.", BadHost),
+        ("https://.example.com", BadHost),
+        (long_label.as_str(), LabelTooLong),
+        (long_host.as_str(), HostTooLong),
+    ] {
+        assert_eq!(OriginPattern::parse(p), Err(e.clone()), "{p}");
+        assert_eq!(RequestOrigin::parse(p), Err(e), "{p}");
+    }
+}
