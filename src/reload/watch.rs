@@ -181,7 +181,7 @@ mod tests {
         std::fs::write(&config, "").unwrap();
         let r = Resolution::of(&config, dir.path());
         assert_eq!(names(&r), ["..data", "corsgate.toml"]);
-        assert!(r.affects(&[config.clone()]));
+        assert!(r.affects(std::slice::from_ref(&config)));
         assert!(r.affects(&[dir.path().join("corsgate.tmp"), config]));
         assert!(!r.affects(&[dir.path().join("corsgate.log")]));
         assert!(!r.affects(&[dir.path().join("corsgate.tmp")]));
