@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
         Command::Run => match commands::run(&cli.config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("corsgate: {e}");
+                commands::fatal(&e);
                 ExitCode::FAILURE
             }
         },

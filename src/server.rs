@@ -61,13 +61,17 @@ pub enum ServerError {
 
 /// Load the config at `config_path`, bind every `server.listen` address and serve until SIGTERM or
 /// SIGINT, then drain in-flight requests for up to `shutdown_grace`. Prints one
-/// `corsgate: listening on http://ADDR` line per listener on stdout once it accepts connections.
+/// `corsgate: listening on http://ADDR` line per listener on stdout once it accepts connections (the
+/// readiness contract); everything on stderr goes through the subscriber, so in `json` format every
+/// stderr line is a JSON object.
 pub async fn run(config_path: &Path) -> Result<(), ServerError> {
     let loaded = config::load(config_path)?;
-    for warning in &loaded.warnings {
-        eprintln!("{warning}");
-    }
+    // The subscriber first, so that with `log.format = "json"` even the config's warnings reach
+    // stderr as JSON objects: a log collector must be able to parse every line.
     crate::telemetry::init(&loaded.snapshot.log)?;
+    for warning in &loaded.warnings {
+        tracing::warn!(target: "corsgate::config", "{warning}");
+    }
     // Signals are hooked before the sockets exist, so a SIGTERM that follows readiness is never
     // the default (abrupt) one.
     let shutdown = shutdown_signal()?;

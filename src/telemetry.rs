@@ -54,7 +54,27 @@ pub(crate) fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let ansi = std::io::stderr().is_terminal();
     let dispatch = dispatch(settings, rust_log.as_deref(), ansi, std::io::stderr)?;
-    tracing::dispatcher::set_global_default(dispatch).map_err(|_| TelemetryError::AlreadyInstalled)
+    tracing::dispatcher::set_global_default(dispatch)
+        .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    if settings.format == LogFormat::Json {
+        // The default hook writes plain text; a panicking connection task must not put a line on
+        // stderr that a collector cannot parse.
+        std::panic::set_hook(Box::new(|info| {
+            tracing::error!(target: "corsgate::panic", panic = %info, "panic");
+        }));
+    }
+    Ok(())
+}
+
+/// Report the error that stops the binary: through the subscriber once it is installed (so that in
+/// `json` format it is a JSON object like every other stderr line), else as a plain line (the
+/// config, and with it the format, could not be read).
+pub fn fatal(error: &dyn std::fmt::Display) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::error!(target: "corsgate", error = %error, "corsgate stopped");
+    } else {
+        eprintln!("corsgate: {error}");
+    }
 }
 
 /// Build a subscriber writing to `writer` without installing it; tests capture the output with

@@ -3,6 +3,8 @@
 //! compiled, so a missing, unreadable or mismatched file is a config error with its position, and a
 //! reload with a broken certificate keeps the old one serving.
 
+mod pinned;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -103,24 +105,32 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     Ok(Arc::new(config))
 }
 
-/// The upstream client config: webpki roots, plus every certificate in `ca_file` when given. There is
+/// The upstream client config: webpki roots, plus every certificate in `ca_file` when given, each of
+/// which the upstream may also present as its own certificate (`pinned::UpstreamVerifier`). There is
 /// deliberately no way to turn verification off.
 pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut pinned = Vec::new();
     if let Some(path) = ca_file {
         for ca in certs(path)? {
-            roots.add(ca).map_err(|source| TlsError::Ca {
+            roots.add(ca.clone()).map_err(|source| TlsError::Ca {
                 path: path.to_path_buf(),
                 source,
             })?;
+            pinned.push(ca);
         }
     }
+    let provider = provider();
+    // Building fails only without roots, and the webpki roots are always there.
+    let verifier = pinned::UpstreamVerifier::new(roots, pinned, Arc::clone(&provider))
+        .map_err(|e| TlsError::Setup(rustls::Error::General(e.to_string())))?;
     // ALPN stays empty: hyper-rustls fills it from the protocols the connector enables.
-    Ok(ClientConfig::builder_with_provider(provider())
+    Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Setup)?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth())
 }
 

@@ -1,9 +1,12 @@
 //! The real binary as a child process: SIGTERM drains a slow in-flight request and exits 0, SIGINT
-//! too, and 200 MB streamed each way leave its resident memory almost unchanged.
+//! too, 200 MB streamed each way leave its resident memory almost unchanged, and with
+//! `log.format = "json"` every line on stderr is a JSON object.
 
 use std::time::Duration;
 
-use crate::support::{client, drain, generated_upload, one_route, pattern_sum, Binary, Upstream};
+use crate::support::{
+    client, drain, generated_upload, one_route, pattern_sum, Binary, Logged, Upstream,
+};
 use reqwest::StatusCode;
 
 const POLICY: &str = r#"allowed_origins = ["https://app.example"]
@@ -118,4 +121,49 @@ async fn streaming_200_mb_each_way_keeps_the_proxys_memory_flat() {
         growth < 20 * 1024,
         "RSS grew by {growth} KiB streaming 2 x 200 MB"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_json_logs_every_stderr_line_is_a_json_object() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corsgate.toml");
+    // max_age above 7200 is a config warning, logged before the listener starts.
+    let toml = one_route(&up, &format!("{POLICY}\nmax_age = 8000")).replace(
+        "[upstreams.up]",
+        "[log]\nformat = \"json\"\n\n[upstreams.up]",
+    );
+    std::fs::write(&path, toml).unwrap();
+    let gate = Logged::start(&path);
+    let url = format!("http://{}/x", gate.addr);
+    let allowed = client()
+        .get(&url)
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    let denied = client()
+        .get(&url)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+
+    let (code, lines) = tokio::task::block_in_place(|| gate.terminate());
+    assert_eq!(code, Some(0), "{lines:#?}");
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            matches!(
+                serde_json::from_str::<serde_json::Value>(line),
+                Ok(serde_json::Value::Object(_))
+            ),
+            "not a JSON object on stderr: {line:?}\nall: {lines:#?}"
+        );
+    }
+    let said = |needle: &str| lines.iter().any(|l| l.contains(needle));
+    assert!(said("max_age above 7200"), "the config warning: {lines:#?}");
+    assert!(said("listening"), "{lines:#?}");
+    assert!(said("SIGTERM"), "{lines:#?}");
 }

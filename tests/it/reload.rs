@@ -1,6 +1,7 @@
 //! Hot reload through the real binary and real signals: SIGHUP applies a new policy, a broken file keeps
 //! the old one, 100 reloads under load never produce a failed or mixed response, and watch mode follows
-//! a Kubernetes ConfigMap symlink swap.
+//! a Kubernetes ConfigMap symlink swap and applies an edit within two seconds while another file in
+//! the config's folder keeps changing.
 
 use crate::support;
 
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::support::{Logged as Proxy, Upstream};
 
@@ -218,4 +220,46 @@ async fn watch_mode_follows_a_configmap_symlink_swap() {
     );
     assert_eq!(cors_get(proxy.addr, "https://b.example").await.0, 200);
     assert_eq!(cors_get(proxy.addr, "https://a.example").await.0, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_mode_applies_an_edit_while_another_file_in_the_folder_keeps_changing() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_config(dir.path(), &config(&up, "https://a.example", "x-a", true));
+    let proxy = Proxy::start(&path);
+    assert_eq!(cors_get(proxy.addr, "https://a.example").await.0, 200);
+
+    // A log file in the same folder, appended to every 20 ms, as a redirected corsgate log is.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, log) = (Arc::clone(&stop), dir.path().join("corsgate.log"));
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(log).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                std::io::Write::write_all(&mut file, b"a log line\n").unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+
+    replace(&path, &config(&up, "https://b.example", "x-b", true));
+    let written = Instant::now();
+    // The debounce settles at most a second after the edit's first event; the rest is slack for a
+    // busy machine. Polled, so the test takes as long as the reload does.
+    let deadline = written + Duration::from_secs(3);
+    loop {
+        if cors_get(proxy.addr, "https://b.example").await.0 == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edit was not applied {:?} after it was written",
+            written.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cors_get(proxy.addr, "https://a.example").await.0, 403);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
 }

@@ -1,6 +1,7 @@
 //! TLS with certificates made at test time (rcgen): an HTTPS listener with HTTP/2 by ALPN, an https
-//! upstream behind a private CA, an upstream with an untrusted certificate (502, kind="tls"), and a
-//! listener certificate rotated by SIGHUP and seen by the next handshake.
+//! upstream behind a private CA, an upstream with an untrusted certificate (502, kind="tls"), an
+//! upstream whose self-signed CA:TRUE certificate is itself the `ca_file`, and a listener certificate
+//! rotated by SIGHUP and seen by the next handshake.
 
 use crate::support;
 
@@ -218,6 +219,91 @@ async fn https_upstream_behind_a_private_ca_works_and_an_untrusted_one_is_a_502(
         Some(1.0)
     );
     gate.stop().await;
+}
+
+/// A self-signed certificate marked CA:TRUE, as `openssl req -x509` makes one, for `names`.
+fn self_signed_ca(names: &[&str]) -> CertifiedKey {
+    let sans = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let mut params = CertificateParams::new(sans).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, names[0]);
+    let key_pair = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key_pair).unwrap();
+    CertifiedKey { cert, key_pair }
+}
+
+/// One request through a gate whose upstream trusts `ca_pem` (the file's whole content).
+async fn status_through(dir: &Path, upstream: &Upstream, ca_pem: &str) -> (u16, Option<f64>) {
+    let ca = write(dir, "pinned-ca.pem", ca_pem);
+    let listener_pki = pki();
+    let toml = tls_config(
+        dir,
+        &listener_pki,
+        &upstream.url(),
+        &format!("ca_file = \"{}\"", ca.display()),
+    );
+    let gate = Gate::start(&toml).await;
+    let res = https_client(&listener_pki.ca_pem)
+        .get(format!("https://localhost:{}/x", gate.addr.port()))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    let tls_errors = gate.metric(
+        "corsgate_upstream_errors_total",
+        &[("upstream", "up"), ("kind", "tls")],
+    );
+    gate.stop().await;
+    (res.status().as_u16(), tls_errors)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_self_signed_ca_certificate_in_ca_file_is_accepted_as_the_upstreams_own_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = self_signed_ca(&["localhost", "127.0.0.1"]);
+    let config = corsgate::testing::server_config(
+        &write(dir.path(), "up-cert.pem", &own.cert.pem()),
+        &write(dir.path(), "up-key.pem", &own.key_pair.serialize_pem()),
+    )
+    .unwrap();
+    let upstream = Upstream::start_tls(config).await;
+
+    // The certificate itself, pinned: 200, and the request arrived.
+    assert_eq!(
+        status_through(dir.path(), &upstream, &own.cert.pem())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(upstream.hits(), 1);
+
+    // Another self-signed CA certificate for the same names: still refused.
+    let other = self_signed_ca(&["localhost", "127.0.0.1"]);
+    assert_eq!(
+        status_through(dir.path(), &upstream, &other.cert.pem()).await,
+        (502, Some(1.0))
+    );
+    assert_eq!(upstream.hits(), 1);
+
+    // The right certificate under a name it does not carry: refused.
+    let elsewhere = self_signed_ca(&["elsewhere.example"]);
+    let config = corsgate::testing::server_config(
+        &write(dir.path(), "else-cert.pem", &elsewhere.cert.pem()),
+        &write(
+            dir.path(),
+            "else-key.pem",
+            &elsewhere.key_pair.serialize_pem(),
+        ),
+    )
+    .unwrap();
+    let misnamed = Upstream::start_tls(config).await;
+    assert_eq!(
+        status_through(dir.path(), &misnamed, &elsewhere.cert.pem()).await,
+        (502, Some(1.0))
+    );
+    assert_eq!(misnamed.hits(), 0);
 }
 
 /// The leaf certificate the server presents in a fresh handshake.

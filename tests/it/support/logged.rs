@@ -97,6 +97,29 @@ impl Logged {
         }
     }
 
+    /// Send SIGTERM, wait for the process to exit, and return its exit code and every stderr line
+    /// not yet consumed by [`Logged::reload_outcome`] (the stream ends when the process does).
+    pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM failed");
+        let mut lines = Vec::new();
+        loop {
+            match self.logs.recv_timeout(PATIENCE) {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("stderr still open {PATIENCE:?} after SIGTERM: {lines:#?}")
+                }
+            }
+        }
+        let code = self.child.wait().unwrap().code();
+        (code, lines)
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
