@@ -91,9 +91,19 @@ fn the_example_config_and_good_fixtures_pass_with_located_warnings() {
         "warnings.toml:6:41: warning: \"null\"",
         "warnings.toml:6:49: warning: a plain-http origin with credentials",
         "warnings.toml:8:11: warning: max_age above 7200",
+        "warnings.toml:9:31: warning: \"Connection\" in allowed_headers has no effect: it is a forbidden request header",
+        "warnings.toml:9:45: warning: \"Sec-Fetch-Mode\" in allowed_headers has no effect",
+        "warnings.toml:10:35: warning: \"Set-Cookie\" in expose_headers has no effect: browsers never expose Set-Cookie",
+        "warnings.toml:10:49: warning: \"authorization\" in expose_headers has no effect: it is a request header",
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
     }
+    // Only b.example is plain http over the network; the loopback origins are trustworthy.
+    assert_eq!(
+        stderr.matches("plain-http origin with credentials").count(),
+        1,
+        "{stderr}"
+    );
 }
 
 #[test]
