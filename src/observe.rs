@@ -310,6 +310,17 @@ impl Observer {
         }
     }
 
+    /// `fetch_metadata` reporting: a cross-site request the rules would refuse was forwarded.
+    pub fn cross_site_report(&self, entry: &RouteMetrics, detail: &str) {
+        entry.series.cross_site_report.inc();
+        if !tracing::enabled!(target: DENIAL_TARGET, Level::WARN) {
+            return;
+        }
+        if let Admit::Log { suppressed } = entry.limits.denial.admit(self.now_sec()) {
+            events::cross_site_report(entry.names(), detail, suppressed);
+        }
+    }
+
     /// A config reload finished (`ok` = applied).
     pub fn reload(&self, ok: bool) {
         self.metrics.reload(ok);

@@ -47,6 +47,28 @@ impl Enforcement {
     }
 }
 
+/// `fetch_metadata`: what the policy does with cross-site requests that `Sec-Fetch-*` reveal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchMetadata {
+    /// The `Sec-Fetch-*` headers are ignored (default).
+    Off,
+    /// Cross-site requests that are neither CORS nor an allowed navigation are refused.
+    Enforce,
+    /// They are forwarded, logged and counted (`corsgate_cross_site_reports_total`).
+    Report,
+}
+
+impl FetchMetadata {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchMetadata::Off => "off",
+            FetchMetadata::Enforce => "enforce",
+            FetchMetadata::Report => "report",
+        }
+    }
+}
+
 /// `allowed_methods`, compared case-sensitively as Fetch does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AllowedMethods {
@@ -122,6 +144,12 @@ pub struct PolicySpec {
     pub preflight_status: StatusCode,
     /// Enforcement mode.
     pub enforcement: Enforcement,
+    /// Cross-site protection from the `Sec-Fetch-*` request headers.
+    pub fetch_metadata: FetchMetadata,
+    /// With `fetch_metadata`: let other sites link here (GET/HEAD top-level navigations).
+    pub allow_cross_site_navigation: bool,
+    /// With `fetch_metadata`: treat `Sec-Fetch-Site: same-site` like same-origin.
+    pub allow_same_site: bool,
 }
 
 /// A compiled policy: the rules plus every response header value, built once.
@@ -254,9 +282,28 @@ pub(crate) fn decide<'a>(
     req: &RequestView<'a>,
 ) -> Decision<'a> {
     let own = &policy.non_cors;
+    // Fetch Metadata comes first: a cross-site `<img>` or `<script>` load sends no Origin.
+    if policy.spec.fetch_metadata == FetchMetadata::Enforce
+        && policy.spec.enforcement != Enforcement::ReportOnly
+        && !fetch_metadata_allows(policy, req)
+    {
+        let detail = req
+            .headers
+            .get(&SEC_FETCH_SITE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("cross-site");
+        return Decision::Denied(Denial {
+            reason: DenialReason::CrossSiteRequest,
+            detail,
+        });
+    }
     let origin = req.origin();
     if let OriginHeader::Absent = origin {
         return Decision::NotCors { headers: own };
+    }
+    // The browser's own verdict, which survives a load balancer that rewrites Host.
+    if req.headers.get(&SEC_FETCH_SITE).map(HeaderValue::as_bytes) == Some(b"same-origin") {
+        return Decision::SameOrigin { headers: own };
     }
     // Origin is known to be present, so only the method and ACRM remain of `is_preflight`.
     let preflight = req.method == Method::OPTIONS && req.request_method().is_some();
@@ -308,6 +355,50 @@ pub(crate) fn decide<'a>(
         origin: value,
         rule,
     }
+}
+
+/// `Sec-Fetch-Site`.
+pub(crate) static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+/// `Sec-Fetch-Mode`.
+pub(crate) static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+/// `Sec-Fetch-Dest`.
+pub(crate) static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
+
+/// The Fetch Metadata rules (interface.md, "Cross-site protection"), whatever `fetch_metadata`
+/// says: true when the request passes them. A request passes when any holds: no
+/// `Sec-Fetch-Site`; it is `same-origin` or `none`, or `same-site` with `allow_same_site`;
+/// `Sec-Fetch-Mode: cors` (the CORS rules then decide); or, with `allow_cross_site_navigation`,
+/// a GET/HEAD top-level navigation (mode `navigate`, dest `document`).
+pub(crate) fn fetch_metadata_allows(policy: &Policy, req: &RequestView<'_>) -> bool {
+    let Some(site) = req.headers.get(&SEC_FETCH_SITE) else {
+        return true;
+    };
+    match site.as_bytes() {
+        b"same-origin" | b"none" => return true,
+        b"same-site" if policy.spec.allow_same_site => return true,
+        _ => {}
+    }
+    let mode = req.headers.get(&SEC_FETCH_MODE).map(HeaderValue::as_bytes);
+    if mode == Some(b"cors") {
+        return true;
+    }
+    let dest = req.headers.get(&SEC_FETCH_DEST).map(HeaderValue::as_bytes);
+    policy.spec.allow_cross_site_navigation
+        && (*req.method == Method::GET || *req.method == Method::HEAD)
+        && mode == Some(b"navigate")
+        && dest == Some(b"document")
+}
+
+/// Whether the request is one to report (log and count in `corsgate_cross_site_reports_total`)
+/// rather than refuse: it fails the Fetch Metadata rules under `fetch_metadata = "report"`, or
+/// under `"enforce"` with `enforcement = "report-only"` (which never refuses).
+pub(crate) fn cross_site_report(policy: &Policy, req: &RequestView<'_>) -> bool {
+    let reporting = match policy.spec.fetch_metadata {
+        FetchMetadata::Off => false,
+        FetchMetadata::Report => true,
+        FetchMetadata::Enforce => policy.spec.enforcement == Enforcement::ReportOnly,
+    };
+    reporting && !fetch_metadata_allows(policy, req)
 }
 
 fn decide_preflight<'a>(

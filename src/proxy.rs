@@ -135,6 +135,14 @@ impl Proxy {
                         // keeps it that way should that ever break.
                         None => respond::bad_gateway(),
                         Some(live_route) => {
+                            if routed.cross_site_report {
+                                let site = parts
+                                    .headers
+                                    .get(&crate::policy::SEC_FETCH_SITE)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("");
+                                observer.cross_site_report(&live_route.metrics, site);
+                            }
                             let fwd = Forwarding {
                                 live_route,
                                 parts: &parts,

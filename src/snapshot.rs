@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::policy::{decide, plan, Decision, Outcome, Plan, Policy, RequestView};
+use crate::policy::{
+    cross_site_report, decide, plan, Decision, Outcome, Plan, Policy, RequestView,
+};
 use crate::routes::{Route, RouteTable};
 use crate::target::Rejection;
 
@@ -51,6 +53,9 @@ pub struct Routed<'a> {
     pub policy: &'a Policy,
     /// What the policy decided.
     pub decision: Decision<'a>,
+    /// The request fails the policy's Fetch Metadata rules and is only reported (`fetch_metadata
+    /// = "report"`, or `"enforce"` under `enforcement = "report-only"`), not refused.
+    pub cross_site_report: bool,
 }
 
 impl Evaluation<'_> {
@@ -91,6 +96,7 @@ impl Snapshot {
             route,
             policy,
             decision: decide(policy, &route.own_origins, req),
+            cross_site_report: cross_site_report(policy, req),
         })
     }
 

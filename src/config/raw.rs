@@ -215,6 +215,21 @@ pub(crate) struct RawPolicy {
         extend("enum" = ["block", "headers-only", "report-only"], "default" = "block")
     )]
     pub enforcement: Option<Spanned<String>>,
+    /// Cross-site protection from the Sec-Fetch-* request headers: "off" ignores them; "enforce"
+    /// refuses (403) cross-site requests that are neither CORS requests nor allowed navigations;
+    /// "report" forwards them and counts them in corsgate_cross_site_reports_total.
+    #[schemars(
+        with = "Option<String>",
+        extend("enum" = ["off", "enforce", "report"], "default" = "off")
+    )]
+    pub fetch_metadata: Option<Spanned<String>>,
+    /// With fetch_metadata: let other sites link here (GET/HEAD, Sec-Fetch-Mode navigate,
+    /// Sec-Fetch-Dest document; never iframe, frame, object or embed).
+    #[schemars(extend("default" = true))]
+    pub allow_cross_site_navigation: Option<bool>,
+    /// With fetch_metadata: treat same-site (sibling subdomain) requests like same-origin ones.
+    #[schemars(extend("default" = false))]
+    pub allow_same_site: Option<bool>,
 }
 
 /// `[[routes]]`.

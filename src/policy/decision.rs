@@ -165,11 +165,14 @@ pub enum DenialReason {
     PrivateNetworkNotAllowed,
     /// A WebSocket handshake from an origin that is not allowed.
     WebsocketOrigin,
+    /// `fetch_metadata = "enforce"`: the browser said the request comes from another site
+    /// (`Sec-Fetch-Site`) and it is neither a CORS request nor an allowed navigation.
+    CrossSiteRequest,
 }
 
 impl DenialReason {
     /// Every reason, in a stable order.
-    pub const ALL: [DenialReason; 7] = [
+    pub const ALL: [DenialReason; 8] = [
         DenialReason::OriginNotAllowed,
         DenialReason::NullOrigin,
         DenialReason::MalformedOrigin,
@@ -177,6 +180,7 @@ impl DenialReason {
         DenialReason::HeaderNotAllowed,
         DenialReason::PrivateNetworkNotAllowed,
         DenialReason::WebsocketOrigin,
+        DenialReason::CrossSiteRequest,
     ];
 
     /// Position in [`DenialReason::ALL`] (and in the per-route counter arrays).
@@ -194,6 +198,7 @@ impl DenialReason {
             DenialReason::HeaderNotAllowed => "header_not_allowed",
             DenialReason::PrivateNetworkNotAllowed => "private_network_not_allowed",
             DenialReason::WebsocketOrigin => "websocket_origin",
+            DenialReason::CrossSiteRequest => "cross_site_request",
         }
     }
 }

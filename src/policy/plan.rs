@@ -123,6 +123,9 @@ mod tests {
             allow_private_network: false,
             preflight_status: StatusCode::OK,
             enforcement: mode,
+            fetch_metadata: crate::policy::FetchMetadata::Off,
+            allow_cross_site_navigation: true,
+            allow_same_site: false,
         })
     }
 

@@ -42,6 +42,9 @@ fn denial_body(reason: DenialReason) -> &'static str {
             "forbidden by CORS policy: private_network_not_allowed\n"
         }
         DenialReason::WebsocketOrigin => "forbidden by CORS policy: websocket_origin\n",
+        DenialReason::CrossSiteRequest => {
+            "forbidden by cross-site protection (Sec-Fetch-Site): cross_site_request\n"
+        }
     }
 }
 

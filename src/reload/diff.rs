@@ -106,15 +106,19 @@ fn fingerprint(p: &Policy) -> String {
         allow_private_network,
         preflight_status,
         enforcement,
+        fetch_metadata,
+        allow_cross_site_navigation,
+        allow_same_site,
     } = p.spec();
     let mut texts = origin_texts.clone();
     texts.sort();
     let mut names: Vec<&str> = headers.names.iter().map(AsRef::as_ref).collect();
     names.sort_unstable();
     format!(
-        "{texts:?}|{methods:?}|{}|{names:?}|{expose_headers:?}|{allow_credentials}|{max_age:?}|{allow_private_network}|{preflight_status}|{}",
+        "{texts:?}|{methods:?}|{}|{names:?}|{expose_headers:?}|{allow_credentials}|{max_age:?}|{allow_private_network}|{preflight_status}|{}|{}|{allow_cross_site_navigation}|{allow_same_site}",
         headers.any,
-        enforcement.as_str()
+        enforcement.as_str(),
+        fetch_metadata.as_str()
     )
 }
 

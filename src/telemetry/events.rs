@@ -88,6 +88,18 @@ pub(crate) fn mismatch(names: Names<'_>, detail: &str, suppressed: u64) {
         detail = clip(detail), "upstream CORS headers disagree with the policy (report-only)");
 }
 
+/// `fetch_metadata = "report"`: a cross-site request enforce would refuse, forwarded. WARN on
+/// `corsgate::denial`, rate-limited by the caller with the route's denial budget.
+pub(crate) fn cross_site_report(names: Names<'_>, detail: &str, suppressed: u64) {
+    if suppressed > 0 {
+        tracing::warn!(target: DENIAL_TARGET, route = names.route, suppressed,
+            "suppressed {suppressed} cross-site report lines");
+    }
+    tracing::warn!(target: DENIAL_TARGET, route = names.route, policy = names.policy,
+        reason = "cross_site_request", detail = clip(detail),
+        "cross-site request would be refused by fetch_metadata (reported, forwarded)");
+}
+
 /// An upstream failure: WARN on `corsgate::upstream`, rate-limited by the caller; `error` is the
 /// cause when the caller has it.
 pub(crate) fn upstream_error(

@@ -62,6 +62,7 @@ pub(crate) struct Metrics {
     denials: Family<RouteReason, Counter>,
     upstream_errors: Family<UpstreamKind, Counter>,
     mismatches: Family<RouteLabel, Counter>,
+    cross_site_reports: Family<RouteLabel, Counter>,
     duration: HistogramFamily,
     reloads: [Counter; 2],
     pub(crate) active_connections: Gauge,
@@ -73,8 +74,10 @@ pub(crate) struct RouteSeries {
     /// By `Outcome::index`.
     pub(crate) outcomes: [Counter; Outcome::ALL.len()],
     /// By `DenialReason::ALL` index.
-    pub(crate) denials: [Counter; 7],
+    pub(crate) denials: [Counter; DenialReason::ALL.len()],
     pub(crate) mismatch: Counter,
+    /// `fetch_metadata = "report"`: cross-site requests that enforce would refuse.
+    pub(crate) cross_site_report: Counter,
     pub(crate) duration: AtomicHistogram,
 }
 
@@ -90,6 +93,7 @@ impl Metrics {
         let denials = Family::<RouteReason, Counter>::default();
         let upstream_errors = Family::<UpstreamKind, Counter>::default();
         let mismatches = Family::<RouteLabel, Counter>::default();
+        let cross_site_reports = Family::<RouteLabel, Counter>::default();
         let duration: HistogramFamily = Family::new_with_constructor(new_histogram);
         let reload_family = Family::<ResultLabel, Counter>::default();
         let active_connections = Gauge::default();
@@ -115,6 +119,11 @@ impl Metrics {
             mismatches.clone(),
         );
         registry.register(
+            "corsgate_cross_site_reports",
+            "fetch_metadata report: cross-site requests enforce would refuse, forwarded, by route",
+            cross_site_reports.clone(),
+        );
+        registry.register(
             "corsgate_request_duration_seconds",
             "Time from request head to response head in the proxy, by route",
             duration.clone(),
@@ -138,6 +147,7 @@ impl Metrics {
             denials,
             upstream_errors,
             mismatches,
+            cross_site_reports,
             duration,
             reloads,
             active_connections,
@@ -173,6 +183,12 @@ impl Metrics {
                     route: route.clone(),
                 })
                 .clone(),
+            cross_site_report: self
+                .cross_site_reports
+                .get_or_create(&RouteLabel {
+                    route: route.clone(),
+                })
+                .clone(),
             duration: self.duration.get_or_create(&RouteLabel { route }).clone(),
         }
     }
@@ -196,6 +212,7 @@ impl Metrics {
             outcomes,
             denials: Default::default(),
             mismatch: Counter::default(),
+            cross_site_report: Counter::default(),
             duration: self.duration.get_or_create(&RouteLabel { route }).clone(),
         }
     }

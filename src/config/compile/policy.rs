@@ -13,7 +13,8 @@ mod browser_form;
 use crate::config::diagnostic::Diagnostics;
 use crate::config::raw::RawPolicy;
 use crate::policy::{
-    AllowedHeaders, AllowedMethods, AllowedOrigins, Enforcement, OriginPattern, Policy, PolicySpec,
+    AllowedHeaders, AllowedMethods, AllowedOrigins, Enforcement, FetchMetadata, OriginPattern,
+    Policy, PolicySpec,
 };
 
 /// Chromium caps Access-Control-Max-Age at two hours; Firefox at a day.
@@ -127,6 +128,23 @@ pub(super) fn compile_policy(
             }
         },
     };
+    let fetch_metadata = match raw.fetch_metadata.as_ref() {
+        None => FetchMetadata::Off,
+        Some(f) => match f.get_ref().as_str() {
+            "off" => FetchMetadata::Off,
+            "enforce" => FetchMetadata::Enforce,
+            "report" => FetchMetadata::Report,
+            other => {
+                d.error(
+                    f.span(),
+                    format!(
+                        "fetch_metadata {other:?}: expected \"off\", \"enforce\" or \"report\""
+                    ),
+                );
+                FetchMetadata::Off
+            }
+        },
+    };
     if d.error_count() > errors_before {
         return None;
     }
@@ -151,6 +169,9 @@ pub(super) fn compile_policy(
         allow_private_network: raw.allow_private_network.unwrap_or(false),
         preflight_status,
         enforcement,
+        fetch_metadata,
+        allow_cross_site_navigation: raw.allow_cross_site_navigation.unwrap_or(true),
+        allow_same_site: raw.allow_same_site.unwrap_or(false),
     }))
 }
 
