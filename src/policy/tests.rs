@@ -246,3 +246,5 @@ fn options_without_request_method_is_an_actual_request() {
     let r = Req::new(Method::OPTIONS, "/open").origin("https://x.test");
     assert_eq!(decide_kind(&s, &r).0, "allowed");
 }
+
+mod fetch_metadata;
