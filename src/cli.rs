@@ -75,6 +75,15 @@ pub struct ExplainArgs {
     /// The preflight asks for private network access (Access-Control-Request-Private-Network: true).
     #[arg(long)]
     pub private_network: bool,
+    /// The Sec-Fetch-Site header (same-origin, same-site, cross-site, none), for fetch_metadata.
+    #[arg(long, value_name = "V")]
+    pub sec_fetch_site: Option<String>,
+    /// The Sec-Fetch-Mode header (cors, no-cors, navigate, same-origin, websocket).
+    #[arg(long, value_name = "V")]
+    pub sec_fetch_mode: Option<String>,
+    /// The Sec-Fetch-Dest header (document, iframe, image, script, empty, ...).
+    #[arg(long, value_name = "V")]
+    pub sec_fetch_dest: Option<String>,
     /// Evaluate as if received on a TLS listener (the request's own scheme is https).
     #[arg(long)]
     pub https: bool,

@@ -12,7 +12,10 @@ use serde_json::{json, Map, Value};
 
 use crate::cli::ExplainArgs;
 use crate::config;
-use crate::policy::{Decision, Enforcement, OriginRule, RequestView, Scheme, ACRH, ACRM, ACRPN};
+use crate::policy::{
+    Decision, DenialReason, Enforcement, OriginRule, RequestView, Scheme, ACRH, ACRM, ACRPN,
+    SEC_FETCH_DEST, SEC_FETCH_MODE, SEC_FETCH_SITE,
+};
 use crate::snapshot::{Evaluation, Snapshot};
 
 /// `corsgate check`: summary on stdout and exit 0, or every error on stderr and exit 1.
@@ -149,6 +152,16 @@ impl ExplainRequest {
                 HeaderValue::from_str(o).map_err(|_| bad("origin", o))?,
             );
         }
+        for (name, value) in [
+            (&SEC_FETCH_SITE, &args.sec_fetch_site),
+            (&SEC_FETCH_MODE, &args.sec_fetch_mode),
+            (&SEC_FETCH_DEST, &args.sec_fetch_dest),
+        ] {
+            if let Some(v) = value {
+                let v = HeaderValue::from_str(v).map_err(|_| bad(name.as_str(), v))?;
+                headers.insert(name.clone(), v);
+            }
+        }
         let method = if args.preflight {
             let m = HeaderValue::from_str(&args.method).map_err(|_| bad("method", &args.method))?;
             headers.insert(&ACRM, m);
@@ -283,8 +296,23 @@ pub(crate) fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
         Decision::Allowed { rule: r, .. } => {
             format!("{}; method {} is allowed", rule(r), view.method)
         }
+        Decision::Denied(d) if d.reason == DenialReason::CrossSiteRequest => format!(
+            "{}: Sec-Fetch-Site {}, and neither Sec-Fetch-Mode cors nor an allowed navigation",
+            d.reason, d.detail
+        ),
         Decision::PreflightDenied(d) | Decision::Denied(d) => format!("{}: {}", d.reason, d.detail),
     };
+    if routed.cross_site_report {
+        let site = view
+            .headers
+            .get(&SEC_FETCH_SITE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let _ = write!(
+            s,
+            "; reported as a cross-site request (Sec-Fetch-Site {site}, fetch_metadata report)"
+        );
+    }
     let mode = routed.policy.enforcement();
     if mode != Enforcement::Block {
         let _ = write!(s, " ({} mode)", mode.as_str());

@@ -37,6 +37,9 @@ pub(crate) fn explain(snapshot: &Snapshot, host: &str, q: &ExplainQuery) -> Resu
         headers: q.headers.clone(),
         preflight: q.preflight,
         private_network: false,
+        sec_fetch_site: None,
+        sec_fetch_mode: None,
+        sec_fetch_dest: None,
         https: false,
         json: true,
     };

@@ -287,3 +287,61 @@ fn trailing_dot_origins_are_accepted_and_matched_exactly() {
     assert_eq!(decide("https://example.com"), "denied");
     assert_eq!(decide("https://a.example.org"), "denied");
 }
+
+#[test]
+fn explain_takes_sec_fetch_flags_and_names_sec_fetch_site_in_a_refusal() {
+    let run = |extra: &[&str]| {
+        let mut all = vec![
+            "explain",
+            "-c",
+            "tests/fixtures/fetch-metadata.toml",
+            "--json",
+            "--host",
+            "api.example.com",
+        ];
+        all.extend_from_slice(extra);
+        let out = corsgate(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("one JSON object")
+    };
+    let v = run(&[
+        "--method",
+        "POST",
+        "--sec-fetch-site",
+        "cross-site",
+        "--sec-fetch-mode",
+        "no-cors",
+        "--sec-fetch-dest",
+        "empty",
+    ]);
+    assert_eq!(v["decision"], "denied", "{v}");
+    assert_eq!(v["status"], 403, "{v}");
+    let reason = v["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("cross_site_request"), "{reason}");
+    assert!(reason.contains("Sec-Fetch-Site"), "{reason}");
+    assert!(v["headers"]
+        .as_object()
+        .is_some_and(|h| h.keys().all(|k| !k.starts_with("access-control-"))));
+    let v = run(&[
+        "--sec-fetch-site",
+        "cross-site",
+        "--sec-fetch-mode",
+        "navigate",
+        "--sec-fetch-dest",
+        "document",
+    ]);
+    assert_eq!(v["decision"], "not-cors", "{v}");
+    let v = run(&[
+        "--origin",
+        "https://lb.example.net",
+        "--sec-fetch-site",
+        "same-origin",
+        "--sec-fetch-mode",
+        "cors",
+    ]);
+    assert_eq!(v["decision"], "same-origin", "{v}");
+}
