@@ -564,3 +564,136 @@ async fn explain_prints_what_the_proxy_sends_header_for_header() {
         gate.stop().await;
     }
 }
+
+fn sec_fetch(
+    req: reqwest::RequestBuilder,
+    site: &str,
+    mode: &str,
+    dest: &str,
+) -> reqwest::RequestBuilder {
+    req.header("sec-fetch-site", site)
+        .header("sec-fetch-mode", mode)
+        .header("sec-fetch-dest", dest)
+}
+
+const ENFORCE: &str = r#"
+allowed_origins = ["https://app.example"]
+allowed_methods = ["GET", "POST"]
+fetch_metadata = "enforce"
+"#;
+
+#[tokio::test]
+async fn fetch_metadata_enforce_refuses_a_cross_site_no_cors_post_before_the_upstream() {
+    let (up, gate) = gate_with(ENFORCE).await;
+    // A cross-site form post: no-cors, and (as for an <img> or <script> load) maybe no Origin.
+    for origin in [None, Some(EVIL)] {
+        let mut req = sec_fetch(
+            client().post(gate.url("/api/items")),
+            "cross-site",
+            "no-cors",
+            "empty",
+        );
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let res = req.body("a=1").send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(cors_headers(res.headers()), vec![]);
+        let body = res.text().await.unwrap();
+        assert!(body.contains("cross_site_request"), "{body}");
+    }
+    assert_eq!(up.hits(), 0);
+    let labels = [("route", "all"), ("reason", "cross_site_request")];
+    assert_eq!(
+        gate.metric("corsgate_cors_denials_total", &labels),
+        Some(2.0)
+    );
+    let labels = [("route", "all"), ("outcome", "denied")];
+    assert_eq!(gate.metric("corsgate_requests_total", &labels), Some(2.0));
+}
+
+#[tokio::test]
+async fn fetch_metadata_enforce_lets_navigations_cors_and_same_origin_through() {
+    let (up, gate) = gate_with(ENFORCE).await;
+    let res = sec_fetch(
+        client().get(gate.url("/api/items")),
+        "cross-site",
+        "navigate",
+        "document",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(up.hits(), 1);
+    let res = sec_fetch(
+        client().post(gate.url("/api/items")),
+        "cross-site",
+        "cors",
+        "empty",
+    )
+    .header("origin", APP)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["access-control-allow-origin"], APP);
+    assert_eq!(up.hits(), 2);
+    // Behind a load balancer that rewrote Host: the browser's own verdict makes it same-origin.
+    let res = sec_fetch(
+        client().post(gate.url("/api/items")),
+        "same-origin",
+        "cors",
+        "empty",
+    )
+    .header("host", "internal.lb:8080")
+    .header("origin", "https://public.example.net")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(up.hits(), 3);
+    let labels = [("route", "all"), ("outcome", "same-origin")];
+    assert_eq!(gate.metric("corsgate_requests_total", &labels), Some(1.0));
+}
+
+#[tokio::test]
+async fn fetch_metadata_report_forwards_and_counts_cross_site_requests() {
+    let report = r#"
+allowed_origins = ["https://app.example"]
+fetch_metadata = "report"
+"#;
+    let enforce_report_only = r#"
+allowed_origins = ["https://app.example"]
+fetch_metadata = "enforce"
+enforcement = "report-only"
+"#;
+    for policy in [report, enforce_report_only] {
+        let (up, gate) = gate_with(policy).await;
+        let labels = [("route", "all")];
+        assert_eq!(
+            gate.metric("corsgate_cross_site_reports_total", &labels),
+            Some(0.0)
+        );
+        let res = sec_fetch(
+            client().get(gate.url("/api/items")),
+            "cross-site",
+            "no-cors",
+            "image",
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(up.hits(), 1);
+        assert_eq!(
+            gate.metric("corsgate_cross_site_reports_total", &labels),
+            Some(1.0)
+        );
+        let labels = [("route", "all"), ("reason", "cross_site_request")];
+        assert_eq!(
+            gate.metric("corsgate_cors_denials_total", &labels),
+            Some(0.0)
+        );
+    }
+}
