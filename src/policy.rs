@@ -5,6 +5,7 @@
 //! (<https://fetch.spec.whatwg.org/#http-cors-protocol>).
 
 mod decision;
+mod fetch_metadata;
 mod origin;
 mod plan;
 mod request;
@@ -12,6 +13,10 @@ pub(crate) mod response;
 
 pub use decision::{Decision, DenialReason, Outcome};
 pub(crate) use decision::{Denial, OriginRule};
+pub(crate) use fetch_metadata::FetchMetadata;
+pub(crate) use fetch_metadata::{
+    cross_site_report, fetch_metadata_allows, SEC_FETCH_DEST, SEC_FETCH_MODE, SEC_FETCH_SITE,
+};
 pub(crate) use origin::{AllowedOrigins, Origin};
 pub use origin::{OriginPattern, RequestOrigin};
 pub(crate) use plan::{mismatch, plan, Cors, Plan};
@@ -43,28 +48,6 @@ impl Enforcement {
             Enforcement::Block => "block",
             Enforcement::HeadersOnly => "headers-only",
             Enforcement::ReportOnly => "report-only",
-        }
-    }
-}
-
-/// `fetch_metadata`: what the policy does with cross-site requests that `Sec-Fetch-*` reveal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FetchMetadata {
-    /// The `Sec-Fetch-*` headers are ignored (default).
-    Off,
-    /// Cross-site requests that are neither CORS nor an allowed navigation are refused.
-    Enforce,
-    /// They are forwarded, logged and counted (`corsgate_cross_site_reports_total`).
-    Report,
-}
-
-impl FetchMetadata {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FetchMetadata::Off => "off",
-            FetchMetadata::Enforce => "enforce",
-            FetchMetadata::Report => "report",
         }
     }
 }
@@ -355,50 +338,6 @@ pub(crate) fn decide<'a>(
         origin: value,
         rule,
     }
-}
-
-/// `Sec-Fetch-Site`.
-pub(crate) static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
-/// `Sec-Fetch-Mode`.
-pub(crate) static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
-/// `Sec-Fetch-Dest`.
-pub(crate) static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
-
-/// The Fetch Metadata rules (interface.md, "Cross-site protection"), whatever `fetch_metadata`
-/// says: true when the request passes them. A request passes when any holds: no
-/// `Sec-Fetch-Site`; it is `same-origin` or `none`, or `same-site` with `allow_same_site`;
-/// `Sec-Fetch-Mode: cors` (the CORS rules then decide); or, with `allow_cross_site_navigation`,
-/// a GET/HEAD top-level navigation (mode `navigate`, dest `document`).
-pub(crate) fn fetch_metadata_allows(policy: &Policy, req: &RequestView<'_>) -> bool {
-    let Some(site) = req.headers.get(&SEC_FETCH_SITE) else {
-        return true;
-    };
-    match site.as_bytes() {
-        b"same-origin" | b"none" => return true,
-        b"same-site" if policy.spec.allow_same_site => return true,
-        _ => {}
-    }
-    let mode = req.headers.get(&SEC_FETCH_MODE).map(HeaderValue::as_bytes);
-    if mode == Some(b"cors") {
-        return true;
-    }
-    let dest = req.headers.get(&SEC_FETCH_DEST).map(HeaderValue::as_bytes);
-    policy.spec.allow_cross_site_navigation
-        && (*req.method == Method::GET || *req.method == Method::HEAD)
-        && mode == Some(b"navigate")
-        && dest == Some(b"document")
-}
-
-/// Whether the request is one to report (log and count in `corsgate_cross_site_reports_total`)
-/// rather than refuse: it fails the Fetch Metadata rules under `fetch_metadata = "report"`, or
-/// under `"enforce"` with `enforcement = "report-only"` (which never refuses).
-pub(crate) fn cross_site_report(policy: &Policy, req: &RequestView<'_>) -> bool {
-    let reporting = match policy.spec.fetch_metadata {
-        FetchMetadata::Off => false,
-        FetchMetadata::Report => true,
-        FetchMetadata::Enforce => policy.spec.enforcement == Enforcement::ReportOnly,
-    };
-    reporting && !fetch_metadata_allows(policy, req)
 }
 
 fn decide_preflight<'a>(
