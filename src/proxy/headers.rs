@@ -139,13 +139,13 @@ pub(crate) fn set_forwarded(
     scheme: Scheme,
     host: Option<&str>,
 ) {
-    let peer = peer.to_string();
     let mut xff = Vec::with_capacity(64);
     for v in src.get_all(&X_FORWARDED_FOR) {
         xff.extend_from_slice(v.as_bytes());
         xff.extend_from_slice(b", ");
     }
-    xff.extend_from_slice(peer.as_bytes());
+    // Formatted straight into the header's buffer: no String of its own per request.
+    let _ = std::io::Write::write_fmt(&mut xff, format_args!("{peer}"));
     if let Ok(v) = HeaderValue::from_bytes(&xff) {
         dst.insert(&X_FORWARDED_FOR, v);
     }
