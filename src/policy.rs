@@ -142,6 +142,9 @@ pub struct Policy {
     preflight: CorsHeaders,
     actual: CorsHeaders,
     non_cors: NonCorsHeaders,
+    /// `fetch_metadata` as it acts: `enforce` under `enforcement = "report-only"` reports, since
+    /// that mode never refuses. Resolved once here, so `decide` and the report check read one value.
+    cross_site: FetchMetadata,
 }
 
 const ACAC: HeaderName = header::ACCESS_CONTROL_ALLOW_CREDENTIALS;
@@ -222,6 +225,10 @@ impl Policy {
             },
             actual,
             non_cors,
+            cross_site: match (spec.fetch_metadata, spec.enforcement) {
+                (FetchMetadata::Enforce, Enforcement::ReportOnly) => FetchMetadata::Report,
+                (mode, _) => mode,
+            },
             spec,
         }
     }
@@ -266,10 +273,7 @@ pub(crate) fn decide<'a>(
 ) -> Decision<'a> {
     let own = &policy.non_cors;
     // Fetch Metadata comes first: a cross-site `<img>` or `<script>` load sends no Origin.
-    if policy.spec.fetch_metadata == FetchMetadata::Enforce
-        && policy.spec.enforcement != Enforcement::ReportOnly
-        && !fetch_metadata_allows(policy, req)
-    {
+    if policy.cross_site == FetchMetadata::Enforce && !fetch_metadata_allows(policy, req) {
         let detail = req
             .headers
             .get(&SEC_FETCH_SITE)

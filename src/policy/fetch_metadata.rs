@@ -5,7 +5,7 @@
 use http::header::{HeaderName, HeaderValue};
 use http::Method;
 
-use super::{Enforcement, Policy, RequestView};
+use super::{Policy, RequestView};
 
 /// `fetch_metadata`: what the policy does with cross-site requests that `Sec-Fetch-*` reveal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,10 +65,5 @@ pub(crate) fn fetch_metadata_allows(policy: &Policy, req: &RequestView<'_>) -> b
 /// rather than refuse: it fails the Fetch Metadata rules under `fetch_metadata = "report"`, or
 /// under `"enforce"` with `enforcement = "report-only"` (which never refuses).
 pub(crate) fn cross_site_report(policy: &Policy, req: &RequestView<'_>) -> bool {
-    let reporting = match policy.spec.fetch_metadata {
-        FetchMetadata::Off => false,
-        FetchMetadata::Report => true,
-        FetchMetadata::Enforce => policy.spec.enforcement == Enforcement::ReportOnly,
-    };
-    reporting && !fetch_metadata_allows(policy, req)
+    policy.cross_site == FetchMetadata::Report && !fetch_metadata_allows(policy, req)
 }
