@@ -174,7 +174,7 @@ fn proxy(
 pub async fn run() -> anyhow::Result<()> {
     let demo = Demo::start().await?;
     // The proxy's access and denial log goes to stderr, so the terminal shows every decision.
-    crate::telemetry::init(&demo.log).context("logging")?;
+    let _log = crate::telemetry::init(&demo.log).context("logging")?;
     println!("{}", demo.banner());
     shutdown_signal().await?;
     eprintln!("corsgate demo: stopping");

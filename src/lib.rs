@@ -61,7 +61,6 @@ pub mod commands {
     pub use crate::editor::{completions_command as completions, manpage_command as manpage};
     pub use crate::report::{check_command as check, explain_command as explain};
     pub use crate::server::run;
-    pub use crate::telemetry::fatal;
 }
 
 /// For tests that drive the proxy's own TLS and log setup.

@@ -5,28 +5,27 @@ use std::process::ExitCode;
 use clap::Parser;
 use corsgate::{commands, Cli, Command};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => commands::check(&cli.config),
         Command::Explain(args) => commands::explain(&cli.config, &args),
-        Command::Run => match commands::run(&cli.config).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                commands::fatal(&e);
-                ExitCode::FAILURE
-            }
-        },
+        // Builds its runtime itself, sized by the config's `worker_threads`.
+        Command::Run => commands::run(&cli.config),
         Command::Schema => commands::schema(),
         Command::Completions { shell } => commands::completions(shell),
         Command::Manpage => commands::manpage(),
-        Command::Demo => match commands::demo().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("corsgate demo: {e:#}");
-                ExitCode::FAILURE
+        Command::Demo => {
+            let demo = tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(commands::demo()));
+            match demo {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("corsgate demo: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }

@@ -144,6 +144,7 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
         max_connections,
         max_connections_per_ip,
         idle_timeout,
+        worker_threads,
         shutdown_grace,
         watch_config,
     } = &old.server;
@@ -181,6 +182,7 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<&'static str> {
         *max_connections_per_ip != n.max_connections_per_ip,
     );
     check("server.idle_timeout", *idle_timeout != n.idle_timeout);
+    check("server.worker_threads", *worker_threads != n.worker_threads);
     check("server.shutdown_grace", *shutdown_grace != n.shutdown_grace);
     check("server.watch_config", *watch_config != n.watch_config);
     check("log.format", *format != new.log.format);

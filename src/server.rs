@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Why `corsgate run` stopped with an error.
 #[derive(Debug, thiserror::Error)]
-pub enum ServerError {
+pub(crate) enum ServerError {
     /// The config file did not compile.
     #[error("{0}")]
     Config(#[from] ConfigError),
@@ -57,18 +58,75 @@ pub enum ServerError {
     /// The signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
+    /// The async runtime could not be started.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
-/// Load the config at `config_path`, bind every `server.listen` address and serve until SIGTERM or
-/// SIGINT, then drain in-flight requests for up to `shutdown_grace`. Prints one
-/// `corsgate: listening on http://ADDR` line per listener on stdout once it accepts connections (the
-/// readiness contract); everything on stderr goes through the subscriber, so in `json` format every
-/// stderr line is a JSON object.
-pub async fn run(config_path: &Path) -> Result<(), ServerError> {
-    let loaded = config::load(config_path)?;
+/// `corsgate run`: load the config at `config_path`, install the log subscriber, build the runtime
+/// with `[server].worker_threads` threads, and serve (see [`serve_config`]) until SIGTERM or SIGINT.
+/// Returns the exit status; a fatal error has been reported by then, through the subscriber once it
+/// is installed (so that in `json` format it is a JSON object like every other stderr line), else as
+/// a plain line (the config, and with it the format, could not be read).
+pub fn run(config_path: &Path) -> ExitCode {
+    let loaded = match config::load(config_path) {
+        Ok(loaded) => loaded,
+        Err(e) => return failed(&ServerError::Config(e)),
+    };
     // The subscriber first, so that with `log.format = "json"` even the config's warnings reach
-    // stderr as JSON objects: a log collector must be able to parse every line.
-    crate::telemetry::init(&loaded.snapshot.log)?;
+    // stderr as JSON objects: a log collector must be able to parse every line. The guard lives
+    // until the end, so the last lines (the fatal error included) are written out.
+    let _log = match crate::telemetry::init(&loaded.snapshot.log) {
+        Ok(guard) => guard,
+        Err(e) => return failed(&ServerError::Telemetry(e)),
+    };
+    let threads = worker_threads(loaded.snapshot.server.worker_threads);
+    let result = runtime(threads)
+        .map_err(ServerError::Runtime)
+        .and_then(|rt| {
+            tracing::debug!(threads, "runtime started");
+            rt.block_on(serve_config(config_path, loaded))
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failed(&e),
+    }
+}
+
+fn failed(e: &ServerError) -> ExitCode {
+    crate::telemetry::fatal(e);
+    ExitCode::FAILURE
+}
+
+/// `worker_threads = 0`: the CPUs this process may run on. `available_parallelism` honours the
+/// affinity mask (`taskset`, a cpuset) and a cgroup CPU quota (a container's `--cpus`), rounding a
+/// fractional quota down and never below 1.
+fn worker_threads(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    }
+}
+
+/// One thread: tokio's current-thread scheduler, which runs every task on the thread that drives it,
+/// with no work-stealing queues or cross-thread wake-ups to pay for. More: the multi-thread
+/// scheduler with that many workers.
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    builder.enable_all().thread_name("corsgate-worker").build()
+}
+
+/// Serve the loaded config: bind every `server.listen` address and serve until SIGTERM or SIGINT,
+/// then drain in-flight requests for up to `shutdown_grace`. Prints one
+/// `corsgate: listening on http://ADDR` line per listener on stdout once it accepts connections (the
+/// readiness contract).
+async fn serve_config(config_path: &Path, loaded: config::Loaded) -> Result<(), ServerError> {
     for warning in &loaded.warnings {
         tracing::warn!(target: "corsgate::config", "{warning}");
     }

@@ -123,6 +123,8 @@ pub struct ServerSettings {
     pub max_connections_per_ip: usize,
     /// A keep-alive (HTTP/1.1) or h2 connection with no request in flight this long is closed.
     pub idle_timeout: Duration,
+    /// Threads serving connections; 0 = the CPUs available to the process.
+    pub worker_threads: usize,
     /// How long in-flight requests may run after SIGTERM.
     pub shutdown_grace: Duration,
     /// Reload when the file changes.

@@ -7,13 +7,16 @@
 
 pub(crate) mod events;
 mod histogram;
+mod json;
 pub(crate) mod metrics;
 mod ratelimit;
 
 pub(crate) use metrics::OPENMETRICS_CONTENT_TYPE;
 pub(crate) use ratelimit::{Admit, LogLimiter};
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal};
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use tracing::Dispatch;
 use tracing_subscriber::fmt::MakeWriter;
@@ -48,12 +51,34 @@ pub enum TelemetryError {
     AlreadyInstalled,
 }
 
+/// Keeps the log writer thread running; dropping it writes out every line still queued. Hold it
+/// until the process has logged its last line.
+#[must_use = "dropping the guard stops the log writer"]
+pub(crate) struct LogGuard(#[allow(dead_code)] WorkerGuard);
+
+impl std::fmt::Debug for LogGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogGuard")
+    }
+}
+
+/// Lines queued for the writer thread before a request that logs waits for room: a burst this
+/// large is absorbed without slowing requests; past it, logging slows them rather than losing lines.
+const QUEUED_LINES: usize = 64 * 1024;
+
 /// Install the global subscriber for the binary: `settings.format` and `settings.level`, with a
-/// non-empty `RUST_LOG` overriding the level. Logs go to stderr.
-pub(crate) fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
+/// non-empty `RUST_LOG` overriding the level. Logs go to stderr through a writer thread: a request
+/// only formats its line and queues it, and the thread writes whatever has queued in one buffered
+/// write, so an access log costs no system call per request.
+pub(crate) fn init(settings: &LogSettings) -> Result<LogGuard, TelemetryError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let ansi = std::io::stderr().is_terminal();
-    let dispatch = dispatch(settings, rust_log.as_deref(), ansi, std::io::stderr)?;
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("corsgate-log")
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    let dispatch = dispatch(settings, rust_log.as_deref(), ansi, writer)?;
     tracing::dispatcher::set_global_default(dispatch)
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
     if settings.format == LogFormat::Json {
@@ -63,13 +88,13 @@ pub(crate) fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
             tracing::error!(target: "corsgate::panic", panic = %info, "panic");
         }));
     }
-    Ok(())
+    Ok(LogGuard(guard))
 }
 
 /// Report the error that stops the binary: through the subscriber once it is installed (so that in
 /// `json` format it is a JSON object like every other stderr line), else as a plain line (the
 /// config, and with it the format, could not be read).
-pub fn fatal(error: &dyn std::fmt::Display) {
+pub(crate) fn fatal(error: &dyn std::fmt::Display) {
     if tracing::dispatcher::has_been_set() {
         tracing::error!(target: "corsgate", error = %error, "corsgate stopped");
     } else {
@@ -96,14 +121,7 @@ where
     Ok(match settings.format {
         // One flat JSON object a line: timestamp, level, target, message and the event's fields at
         // the top level, so log pipelines see stable field names without span nesting.
-        LogFormat::Json => Dispatch::new(
-            builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
-                .finish(),
-        ),
+        LogFormat::Json => Dispatch::new(builder.event_format(json::JsonLines).finish()),
         LogFormat::Pretty => Dispatch::new(builder.with_ansi(ansi).finish()),
     })
 }

@@ -101,6 +101,10 @@ pub(crate) struct RawServer {
     /// Close a keep-alive (HTTP/1.1) or h2 connection with no request in flight this long.
     #[schemars(with = "Option<NonZeroDurationText>", extend("default" = "60s"))]
     pub idle_timeout: Option<Spanned<String>>,
+    /// Threads that serve connections; 0 = the CPUs this process may use (its affinity mask and
+    /// cgroup CPU quota).
+    #[schemars(with = "Option<i64>", range(min = 0, max = 1024), extend("default" = 0))]
+    pub worker_threads: Option<Spanned<i64>>,
     /// On SIGTERM, how long in-flight requests may take to finish before the process exits.
     #[schemars(with = "Option<DurationText>", extend("default" = "30s"))]
     pub shutdown_grace: Option<Spanned<String>>,

@@ -11,6 +11,9 @@ use crate::config::diagnostic::Diagnostics;
 use crate::config::raw::{Listen, RawLog, RawServer};
 use crate::snapshot::{LogFormat, LogSettings, ServerSettings, TlsFiles};
 
+/// More threads than this is a typo, not a machine.
+const MAX_WORKER_THREADS: usize = 1024;
+
 pub(super) fn default_server() -> ServerSettings {
     ServerSettings {
         listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
@@ -20,6 +23,7 @@ pub(super) fn default_server() -> ServerSettings {
         max_connections: 10_000,
         max_connections_per_ip: 0,
         idle_timeout: Duration::from_secs(60),
+        worker_threads: 0,
         shutdown_grace: Duration::from_secs(30),
         watch_config: false,
     }
@@ -95,6 +99,19 @@ pub(super) fn compile_server(
             0
         }),
     };
+    let worker_threads = match &s.worker_threads {
+        None => defaults.worker_threads,
+        Some(m) => match usize::try_from(*m.get_ref()) {
+            Ok(n) if n <= MAX_WORKER_THREADS => n,
+            _ => {
+                d.error(
+                    m.span(),
+                    format!("worker_threads must be 0 (the CPUs available) or 1 to {MAX_WORKER_THREADS}"),
+                );
+                0
+            }
+        },
+    };
     Some(ServerSettings {
         listen,
         admin,
@@ -108,6 +125,7 @@ pub(super) fn compile_server(
         max_connections,
         max_connections_per_ip,
         idle_timeout: duration(s.idle_timeout.as_ref(), defaults.idle_timeout, true, d),
+        worker_threads,
         shutdown_grace: duration(s.shutdown_grace.as_ref(), defaults.shutdown_grace, false, d),
         watch_config: s.watch_config.unwrap_or(false),
     })
