@@ -79,8 +79,6 @@ pub(crate) struct LiveUpstream {
     pub(crate) metrics: UpstreamMetrics,
     /// The pooled client.
     pub(crate) client: UpstreamClient,
-    /// `scheme://authority` followed by the upstream's base path: the forwarded path is appended.
-    pub(crate) base: String,
     /// The `Host` header sent unless `preserve_host`.
     pub(crate) host: HeaderValue,
 }
@@ -130,12 +128,10 @@ impl LiveUpstream {
                 upstream: up.name.clone(),
                 authority: up.authority.to_string(),
             })?;
-        let base = format!("{}://{}{}", up.scheme, up.authority, up.base_path);
         Ok(LiveUpstream {
             config: up.clone(),
             metrics,
             client,
-            base,
             host,
         })
     }

@@ -100,15 +100,26 @@ fn joined_cookies(src: &HeaderMap) -> Option<HeaderValue> {
 /// Remove hop-by-hop headers from an upstream response in place. A `101` keeps `Connection` and
 /// `Upgrade`, which are the switch itself.
 pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap, switching: bool) {
-    if headers.contains_key(CONNECTION) {
-        let listed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|n| listed_in_connection(headers, n))
-            .cloned()
-            .collect();
-        for name in listed {
-            if !(switching && name == UPGRADE) {
-                headers.remove(&name);
+    // Nearly every upstream response says `Connection: keep-alive` and nothing else: one value,
+    // taken out of the map and put back only for a 101, and no list of names built.
+    match headers.get_all(CONNECTION).iter().count() {
+        0 => {}
+        1 => {
+            if let Some(value) = headers.remove(CONNECTION) {
+                remove_listed(headers, std::slice::from_ref(&value), switching);
+                if switching {
+                    headers.insert(CONNECTION, value);
+                }
+            }
+        }
+        _ => {
+            let values: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
+            headers.remove(CONNECTION);
+            remove_listed(headers, &values, switching);
+            if switching {
+                for v in values {
+                    headers.append(CONNECTION, v);
+                }
             }
         }
     }
@@ -117,16 +128,38 @@ pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap, switching: bool
         headers.remove(name);
     }
     if !switching {
-        headers.remove(CONNECTION);
         headers.remove(UPGRADE);
     }
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in proxy {
-        headers.remove(name);
+    if headers.keys().any(|n| n.as_str().starts_with("proxy-")) {
+        let proxy: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| n.as_str().starts_with("proxy-"))
+            .cloned()
+            .collect();
+        for name in proxy {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Remove the fields that `connection` (the `Connection` values, already out of the map) names.
+/// `keep-alive` and `close` are the usual tokens: the first is removed with the fixed hop-by-hop
+/// names anyway and the second names no field, so neither is turned into a `HeaderName` (which
+/// would allocate, `keep-alive` not being one of http's standard names).
+fn remove_listed(headers: &mut HeaderMap, connection: &[HeaderValue], switching: bool) {
+    let tokens = connection
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii);
+    for token in tokens {
+        if token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close") {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token) {
+            if !(switching && name == UPGRADE) {
+                headers.remove(name);
+            }
+        }
     }
 }
 
