@@ -71,5 +71,6 @@ in_both_engines!(
     cross_site::a_cross_site_form_post_is_refused_under_enforce_top_level_and_framed,
     cross_site::a_cors_fetch_and_a_cross_site_link_still_work_under_enforce,
     cross_site::cross_site_img_and_script_load_under_report_and_are_only_counted,
+    cross_site::a_cross_site_websocket_from_an_allowed_origin_connects_under_enforce,
     demo::demo_scenarios_work_from_the_allowed_origin_and_are_blocked_from_the_denied_one,
 );

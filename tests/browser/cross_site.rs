@@ -255,3 +255,29 @@ pub async fn cross_site_img_and_script_load_under_report_and_are_only_counted(en
     assert_eq!(w.gate.counted(REPORTS, ""), 2.0);
     assert_eq!(w.gate.counted(DENIALS, ""), 0.0);
 }
+
+pub async fn a_cross_site_websocket_from_an_allowed_origin_connects_under_enforce(engine: Engine) {
+    let w = World::start_cross_site(engine, xs("fetch_metadata = \"enforce\"")).await;
+    let ws = format!("ws://{}/ws", w.gate.addr);
+    let page = w.open(&w.allowed).await;
+    let got = page.eval(&format!("probeWs({ws:?})")).await.unwrap();
+    assert_eq!(got["open"], true, "{got}");
+    assert_eq!(got["message"], "echo:hello");
+    // The engines label the handshake differently: Firefox sends `Sec-Fetch-Site: cross-site`,
+    // `Sec-Fetch-Mode: websocket`, `Sec-Fetch-Dest: empty`; Chromium sends no Sec-Fetch-* on a
+    // WebSocket handshake. Either way the Origin check decides (rule 3).
+    let hits = api_hits(&w);
+    let want = match engine {
+        Engine::Chromium => ["", "", ""],
+        Engine::Firefox => ["cross-site", "websocket", "empty"],
+    };
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(sec_fetch(&hits[0]), want);
+    // From a cross-site origin the policy does not allow, the Origin check refuses it.
+    let page = w.open(&w.denied).await;
+    let got = page.eval(&format!("probeWs({ws:?})")).await.unwrap();
+    assert_eq!(got["open"], false, "{got}");
+    assert_eq!(w.gate.counted(DENIALS, "reason=\"websocket_origin\""), 1.0);
+    assert_eq!(w.gate.counted(DENIALS, CROSS_SITE), 0.0);
+    assert_eq!(api_hits(&w).len(), 1);
+}
