@@ -1,7 +1,7 @@
 //! Cross-site protection from Fetch Metadata (`fetch_metadata`, docs/cross-site-protection.md) in
 //! real browsers: a page on another *site* loads the API as an `<img>` and a `<script>` and posts a
-//! form to it, which `enforce` refuses before the upstream, while the same page's CORS `fetch()`
-//! and a plain link-style navigation still go through, and `report` only counts.
+//! form to it, which `enforce` refuses before the upstream, while the same page's CORS `fetch()`,
+//! its WebSocket and a plain link-style navigation still go through, and `report` only counts.
 //!
 //! The pages are on `http://localhost:PORT` and the proxy on `http://127.0.0.1:PORT`
 //! ([`World::start_cross_site`]): two `127.0.0.1` ports would be same-site, and the browser would
@@ -16,6 +16,9 @@
 //! | form POST into an iframe | `navigate` | `iframe` |
 //! | `fetch()` | `cors` | `empty` |
 //! | `location = url` | `navigate` | `document` |
+//!
+//! except on a WebSocket handshake, where Firefox sends `cross-site` / `websocket` / `empty` and
+//! Chromium no `Sec-Fetch-*` at all (see the WebSocket case).
 //!
 //! The cases check the headers the upstream receives wherever a request is forwarded, so a browser
 //! that labelled them otherwise would fail here rather than pass for the wrong reason.
