@@ -14,6 +14,8 @@ mod bidi;
 mod cases;
 #[path = "browser/chromium/mod.rs"]
 mod cdp;
+#[path = "browser/cross_site.rs"]
+mod cross_site;
 #[path = "browser/demo.rs"]
 mod demo;
 #[path = "browser/driver.rs"]
@@ -64,5 +66,11 @@ in_both_engines!(
     cases::an_upstream_500_is_readable_by_the_page,
     cases::a_second_identical_preflighted_call_within_max_age_sends_no_options,
     cases::a_websocket_connects_from_an_allowed_origin_and_fails_from_a_denied_one,
+    cross_site::a_cross_site_img_is_refused_under_enforce_and_never_reaches_the_upstream,
+    cross_site::a_cross_site_script_is_refused_under_enforce_and_never_runs,
+    cross_site::a_cross_site_form_post_is_refused_under_enforce_top_level_and_framed,
+    cross_site::a_cors_fetch_and_a_cross_site_link_still_work_under_enforce,
+    cross_site::cross_site_img_and_script_load_under_report_and_are_only_counted,
+    cross_site::a_cross_site_websocket_from_an_allowed_origin_connects_under_enforce,
     demo::demo_scenarios_work_from_the_allowed_origin_and_are_blocked_from_the_denied_one,
 );

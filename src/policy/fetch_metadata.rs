@@ -39,8 +39,16 @@ pub(crate) static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetc
 /// The Fetch Metadata rules (docs/cross-site-protection.md), whatever `fetch_metadata`
 /// says: true when the request passes them. A request passes when any holds: no
 /// `Sec-Fetch-Site`; it is `same-origin` or `none`, or `same-site` with `allow_same_site`;
-/// `Sec-Fetch-Mode: cors` (the CORS rules then decide); or, with `allow_cross_site_navigation`,
-/// a GET/HEAD top-level navigation (mode `navigate`, dest `document`).
+/// `Sec-Fetch-Mode: cors` (the CORS rules then decide); `Sec-Fetch-Mode: websocket` on a
+/// WebSocket handshake (the WebSocket Origin check then decides); or, with
+/// `allow_cross_site_navigation`, a GET/HEAD top-level navigation (mode `navigate`, dest
+/// `document`).
+///
+/// The WebSocket case: Firefox labels a handshake `Sec-Fetch-Mode: websocket` (and cross-site when
+/// the page is), Chromium sends no `Sec-Fetch-*` on it at all. Without the case, `enforce` refused
+/// an allowed origin's WebSocket in Firefox only. A handshake always carries `Origin` from a
+/// browser and is judged on it like a CORS request (`websocket_origin`), so nothing is let through
+/// that the CORS rules would not refuse.
 pub(crate) fn fetch_metadata_allows(policy: &Policy, req: &RequestView<'_>) -> bool {
     let Some(site) = req.headers.get(&SEC_FETCH_SITE) else {
         return true;
@@ -51,7 +59,7 @@ pub(crate) fn fetch_metadata_allows(policy: &Policy, req: &RequestView<'_>) -> b
         _ => {}
     }
     let mode = req.headers.get(&SEC_FETCH_MODE).map(HeaderValue::as_bytes);
-    if mode == Some(b"cors") {
+    if mode == Some(b"cors") || (mode == Some(b"websocket") && req.is_websocket()) {
         return true;
     }
     let dest = req.headers.get(&SEC_FETCH_DEST).map(HeaderValue::as_bytes);

@@ -144,8 +144,18 @@ impl Page {
     /// afterwards every preflight sent for it has been reported too.
     pub async fn wait_for_request_done(&self, mark: usize, url: &str) -> Result<(), Error> {
         match self {
-            Page::Chromium(p) => Ok(p.wait_for_request_done(mark, url).await?),
+            Page::Chromium(p) => Ok(p.wait_for_request_done(mark, url).await.map(drop)?),
             Page::Firefox(p) => Ok(p.wait_for_request_done(mark, url).await.map(drop)?),
+        }
+    }
+
+    /// Wait as [`Page::wait_for_request_done`], then return the HTTP status the response to `url`
+    /// came back with, as the network log saw it (before any CORS or ORB check hid it from the
+    /// page); `None` if the engine reported no response for it.
+    pub async fn response_status(&self, mark: usize, url: &str) -> Result<Option<u16>, Error> {
+        match self {
+            Page::Chromium(p) => Ok(p.response_status(mark, url).await?),
+            Page::Firefox(p) => Ok(p.response_status(mark, url).await?),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -18,6 +19,7 @@ use crate::servers::Server;
 pub struct Gate {
     /// Where it listens.
     pub addr: SocketAddr,
+    observer: Arc<Observer>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -32,7 +34,9 @@ impl Gate {
                 e.errors().join("\n")
             ),
         };
-        let gateway = Gateway::new(loaded.snapshot, Observer::new()).expect("upstream clients");
+        let observer = Observer::new();
+        let gateway =
+            Gateway::new(loaded.snapshot, Arc::clone(&observer)).expect("upstream clients");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -42,6 +46,7 @@ impl Gate {
         let task = tokio::spawn(gateway.serve(vec![listener], shutdown));
         Gate {
             addr,
+            observer,
             stop: Some(stop),
             task,
         }
@@ -50,6 +55,18 @@ impl Gate {
     /// `http://127.0.0.1:PORT`.
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The sum, over every route, of the series of counter `name` (as `/metrics` would show it)
+    /// whose labels include `label` (`key="value"`, or `""` for all). The proxy counts a request
+    /// before its response leaves, so once the browser has the answer the count is final.
+    pub fn counted(&self, name: &str, label: &str) -> f64 {
+        let text = self.observer.encode_metrics().expect("encode metrics");
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter(|l| l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 }
 
@@ -84,17 +101,42 @@ pub struct World {
     pub allowed: Server,
     /// The probe page on a denied origin.
     pub denied: Server,
+    /// Whether the pages are opened by name (`localhost`), and so are cross-site to the proxy.
+    cross_site: bool,
 }
 
 impl World {
     /// Start everything; `policies_and_routes` gets the allowed page's origin and returns the
     /// `[policies.*]` and `[[routes]]` part of the config (the upstream is called `echo`).
     pub async fn start(engine: Engine, policies_and_routes: impl FnOnce(&str) -> String) -> World {
+        World::start_with(engine, false, policies_and_routes).await
+    }
+
+    /// As [`World::start`], but the pages are on `http://localhost:PORT` (see
+    /// [`Server::origin_by_name`]): cross-site to the proxy on `127.0.0.1`, so the browser labels
+    /// their requests `Sec-Fetch-Site: cross-site`. The closure gets that origin.
+    pub async fn start_cross_site(
+        engine: Engine,
+        policies_and_routes: impl FnOnce(&str) -> String,
+    ) -> World {
+        World::start_with(engine, true, policies_and_routes).await
+    }
+
+    async fn start_with(
+        engine: Engine,
+        cross_site: bool,
+        policies_and_routes: impl FnOnce(&str) -> String,
+    ) -> World {
         use crate::servers::{echo, probe_page, serve};
         let upstream = serve(echo).await.expect("echo upstream");
         let allowed = probe_page().await.expect("allowed page server");
         let denied = probe_page().await.expect("denied page server");
-        let toml = config(upstream.addr, &policies_and_routes(&allowed.origin()));
+        let allowed_origin = if cross_site {
+            allowed.origin_by_name()
+        } else {
+            allowed.origin()
+        };
+        let toml = config(upstream.addr, &policies_and_routes(&allowed_origin));
         let gate = Gate::start(&toml).await;
         let browser = match Browser::launch(engine).await {
             Ok(b) => b,
@@ -106,13 +148,23 @@ impl World {
             gate,
             allowed,
             denied,
+            cross_site,
+        }
+    }
+
+    /// The origin the pages of `site` are opened on.
+    pub fn origin_of(&self, site: &Server) -> String {
+        if self.cross_site {
+            site.origin_by_name()
+        } else {
+            site.origin()
         }
     }
 
     /// A new tab showing the probe page served by `site`.
     pub async fn open(&self, site: &Server) -> Page {
         let page = self.browser.new_page().await.expect("new tab");
-        page.navigate(&format!("{}/", site.origin()))
+        page.navigate(&format!("{}/", self.origin_of(site)))
             .await
             .expect("open probe page");
         page

@@ -65,6 +65,14 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// `http://localhost:PORT`: the same server by name. A page here is *cross-site* to the proxy
+    /// at `http://127.0.0.1:PORT` (a site is the scheme and registrable domain, or the IP itself),
+    /// whereas two `127.0.0.1` ports are merely cross-origin and same-site. Both hosts stay
+    /// potentially trustworthy, which matters: browsers send `Sec-Fetch-*` only to such URLs.
+    pub fn origin_by_name(&self) -> String {
+        format!("http://localhost:{}", self.addr.port())
+    }
+
     /// Every request received so far.
     pub fn hits(&self) -> Vec<Hit> {
         lock(&self.hits).clone()
@@ -139,10 +147,16 @@ pub fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Resp 
 /// The echo upstream: answers every request with JSON describing it (method, path, headers, body).
 /// `/status/NNN` answers with that status. Every answer carries `X-Request-Id` and `X-Secret`, and a
 /// wide-open `Access-Control-Allow-Origin: *` that the proxy must replace. A WebSocket handshake is
-/// accepted and echoed.
+/// accepted and echoed. `/asset/pixel.gif` and `/asset/script.js` answer with a real image and a
+/// real script instead, so that an `<img>` or `<script>` the proxy lets through visibly loads.
 pub fn echo(req: Req) -> Resp {
     if is_websocket(&req.headers) {
         return accept_websocket(req);
+    }
+    match req.uri.path() {
+        "/asset/pixel.gif" => return respond(200, "image/gif", PIXEL_GIF),
+        "/asset/script.js" => return respond(200, "text/javascript", ASSET_SCRIPT),
+        _ => {}
     }
     let mut headers = Map::new();
     for (k, v) in &req.headers {
@@ -169,6 +183,16 @@ pub fn echo(req: Req) -> Resp {
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
     r
 }
+
+/// A 1x1 transparent GIF.
+pub const PIXEL_GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// What `/asset/script.js` runs: a mark the page can see, proof the script was executed.
+pub const ASSET_SCRIPT: &str = "window.apiScriptRan = (window.apiScriptRan || 0) + 1;";
 
 fn is_websocket(headers: &HeaderMap) -> bool {
     headers
@@ -213,8 +237,10 @@ fn accept_websocket(req: Req) -> Resp {
 }
 
 /// A page for the tests: it defines `probe(url, init)`, which runs `fetch` and reports what the
-/// browser let script see, and `probeWs(url)`, which opens a WebSocket and reports whether it
-/// connected and echoed.
+/// browser let script see, `probeWs(url)`, which opens a WebSocket and reports whether it
+/// connected and echoed, `loadElement(tag, url)` for `<img>`/`<script>` loads, and
+/// `submitForm(url, fields)` / `postForm(url, fields)` for a plain form post (top-level, or into a
+/// hidden iframe).
 pub const PROBE_PAGE: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>probe</title></head><body>probe
 <script>
@@ -235,6 +261,48 @@ window.probeWs = (url) => new Promise((resolve) => {
   ws.onmessage = (m) => { resolve({ open: true, message: String(m.data) }); ws.close(); };
   ws.onerror = () => resolve({ open: false, error: 'error event' });
   ws.onclose = (c) => resolve({ open: false, error: 'closed ' + c.code });
+});
+// Load `url` as an <img> or a <script> and report which event fired: 'load' or 'error'.
+window.loadElement = (tag, url) => new Promise((resolve) => {
+  const el = document.createElement(tag);
+  el.onload = () => resolve('load');
+  el.onerror = () => resolve('error');
+  el.src = url;
+  document.body.appendChild(el);
+});
+// A plain <form method=POST> to `url` with hidden `fields`, as a CSRF page would build it.
+const makeForm = (url, fields) => {
+  const form = document.createElement('form');
+  form.method = 'POST';
+  form.action = url;
+  for (const [k, v] of Object.entries(fields || {})) {
+    const input = document.createElement('input');
+    input.type = 'hidden';
+    input.name = k;
+    input.value = v;
+    form.appendChild(input);
+  }
+  document.body.appendChild(form);
+  return form;
+};
+// Submit such a form in this tab: a top-level POST navigation, so this page is gone afterwards
+// and the answer is watched in the network log.
+window.submitForm = (url, fields) => makeForm(url, fields).submit();
+// Submit it into a hidden iframe instead, so that this page stays; resolves when the frame has
+// loaded whatever came back. That answer is from another origin, so script cannot read it (the
+// servers can) and reading the frame's location throws: that tells its load apart from the
+// initial about:blank one, which engines fire at insertion, synchronously or not.
+window.postForm = (url, fields) => new Promise((resolve) => {
+  const frame = document.createElement('iframe');
+  frame.name = 'sink' + Math.random().toString(36).slice(2);
+  frame.style.display = 'none';
+  frame.onload = () => {
+    try { frame.contentWindow.location.href; } catch (e) { resolve('load'); }
+  };
+  document.body.appendChild(frame);
+  const form = makeForm(url, fields);
+  form.target = frame.name;
+  form.submit();
 });
 </script></body></html>"#;
 

@@ -237,3 +237,43 @@ async fn headers_only_mode_still_blocks_a_cross_site_websocket_handshake() {
         "the denied handshake never reached the upstream"
     );
 }
+
+#[tokio::test]
+async fn fetch_metadata_enforce_leaves_a_websocket_handshake_to_the_origin_check() {
+    // What Firefox sends on a cross-site page's handshake (Chromium sends no Sec-Fetch-* there):
+    // enforce must not refuse it for the mode alone, or an allowed origin's WebSocket breaks in
+    // Firefox only. The Origin check still refuses a denied origin.
+    let up = Upstream::start().await;
+    let policy = format!("{POLICY}\nfetch_metadata = \"enforce\"");
+    let gate = Gate::start(&one_route(&up, &policy)).await;
+    let handshake = |origin: &str| {
+        let mut req = format!("ws://{}/ws", gate.addr)
+            .into_client_request()
+            .unwrap();
+        let h = req.headers_mut();
+        h.insert("origin", origin.parse().unwrap());
+        h.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        h.insert("sec-fetch-mode", "websocket".parse().unwrap());
+        h.insert("sec-fetch-dest", "empty".parse().unwrap());
+        req
+    };
+    let (mut ws, res) = tokio_tungstenite::connect_async(handshake("https://app.example"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
+    ws.send(Message::text("hi")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap(), "hi");
+    ws.close(None).await.unwrap();
+    assert_eq!(up.hits(), 1);
+    match tokio_tungstenite::connect_async(handshake("https://evil.example")).await {
+        Err(WsError::Http(res)) => assert_eq!(res.status(), StatusCode::FORBIDDEN),
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    assert_eq!(up.hits(), 1);
+    let denials = |reason| {
+        let labels = [("reason", reason)];
+        gate.metric("corsgate_cors_denials_total", &labels)
+    };
+    assert_eq!(denials("websocket_origin"), Some(1.0));
+    assert_eq!(denials("cross_site_request"), Some(0.0));
+}

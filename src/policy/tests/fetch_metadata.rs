@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, ORIGIN};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, ORIGIN, UPGRADE};
 use http::Method;
 use proptest::prelude::*;
 
@@ -44,7 +44,19 @@ fn eval(
     mode: Option<&str>,
     dest: Option<&str>,
 ) -> (&'static str, Option<DenialReason>, bool) {
-    let mut headers = HeaderMap::new();
+    eval_with(s, method, HeaderMap::new(), origin, site, mode, dest)
+}
+
+/// As [`eval`], starting from `headers` (e.g. a WebSocket handshake's `Upgrade`).
+fn eval_with(
+    s: &Snapshot,
+    method: Method,
+    mut headers: HeaderMap,
+    origin: Option<&str>,
+    site: Option<&str>,
+    mode: Option<&str>,
+    dest: Option<&str>,
+) -> (&'static str, Option<DenialReason>, bool) {
     if let Some(o) = origin {
         headers.insert(ORIGIN, HeaderValue::from_str(o).unwrap());
     }
@@ -147,6 +159,72 @@ fn rule_3_cors_mode_leaves_it_to_cors() {
     let bad = Some("https://evil.example");
     let r = eval(&s, Method::POST, bad, CROSS, Some("cors"), Some("empty"));
     assert_eq!(r.1, Some(DenialReason::OriginNotAllowed));
+}
+
+/// The headers of a WebSocket handshake, less Origin and Sec-Fetch-*.
+fn handshake() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h
+}
+
+/// Firefox sends `Sec-Fetch-Site: cross-site`, `Sec-Fetch-Mode: websocket`, `Sec-Fetch-Dest:
+/// empty` on a cross-site page's WebSocket handshake (the browser suite saw it; Chromium sends no
+/// Sec-Fetch-* there). Refusing it refused an allowed origin's WebSocket in Firefox alone; the
+/// Origin check decides instead, as it does for Chromium's handshake.
+#[test]
+fn rule_3_a_websocket_handshake_is_left_to_the_origin_check() {
+    let s = enforce();
+    let ws = |origin| {
+        let dest = Some("empty");
+        eval_with(
+            &s,
+            Method::GET,
+            handshake(),
+            origin,
+            CROSS,
+            Some("websocket"),
+            dest,
+        )
+    };
+    assert_eq!(ws(Some("https://app.example.com")).0, "allowed");
+    let r = ws(Some("https://evil.example"));
+    assert_eq!(r.1, Some(DenialReason::WebsocketOrigin));
+    // The mode alone, on a request that is no handshake, is not enough.
+    let r = eval(
+        &s,
+        Method::GET,
+        None,
+        CROSS,
+        Some("websocket"),
+        Some("empty"),
+    );
+    assert_eq!(r.1, Some(DenialReason::CrossSiteRequest));
+    // Nor is a handshake in another mode.
+    let r = eval_with(
+        &s,
+        Method::GET,
+        handshake(),
+        None,
+        CROSS,
+        Some("no-cors"),
+        None,
+    );
+    assert_eq!(r.1, Some(DenialReason::CrossSiteRequest));
+    // Under report, an allowed handshake is not reported either.
+    let s = snapshot("fetch_metadata = \"report\"", "block");
+    let ok = Some("https://app.example.com");
+    let r = eval_with(
+        &s,
+        Method::GET,
+        handshake(),
+        ok,
+        CROSS,
+        Some("websocket"),
+        None,
+    );
+    assert_eq!(r, ("allowed", None, false));
 }
 
 #[test]
@@ -254,18 +332,26 @@ proptest! {
         mode in opt(&["cors", "no-cors", "navigate", "same-origin", "websocket", "garbage"]),
         dest in opt(&["document", "iframe", "image", "script", "empty"]),
         post in any::<bool>(),
+        upgrade in any::<bool>(),
         origin in opt(&["https://app.example.com", "https://evil.example"]),
     ) {
         let s = enforce();
         let method = if post { Method::POST } else { Method::GET };
         let navigation = !post && mode == Some("navigate") && dest == Some("document");
-        let (outcome, reason, _) = eval(&s, method, origin, site, mode, dest);
-        if site == Some("cross-site") && mode != Some("cors") && !navigation {
+        // A WebSocket handshake in mode websocket is left to the Origin check (rule 3).
+        let websocket = upgrade && mode == Some("websocket");
+        let headers = if upgrade { handshake() } else { HeaderMap::new() };
+        let (outcome, reason, _) = eval_with(&s, method, headers, origin, site, mode, dest);
+        if site == Some("cross-site") && mode != Some("cors") && !navigation && !websocket {
             prop_assert_eq!(outcome, "denied");
             prop_assert_eq!(reason, Some(DenialReason::CrossSiteRequest));
         }
         if reason == Some(DenialReason::CrossSiteRequest) {
-            prop_assert!(site.is_some() && mode != Some("cors"));
+            prop_assert!(site.is_some() && mode != Some("cors") && !websocket);
+        }
+        // What rule 3 lets through for a handshake, the Origin check still judges.
+        if websocket && site == Some("cross-site") && origin != Some("https://app.example.com") {
+            prop_assert_ne!(outcome, "allowed");
         }
     }
 }

@@ -141,9 +141,9 @@ impl Page {
     }
 
     /// Wait until the network stack reports the request for `url` (sent after `mark`) finished or
-    /// failed. Events for one request arrive in order, so afterwards every preflight the browser
-    /// sent for it has already been reported.
-    pub async fn wait_for_request_done(&self, mark: usize, url: &str) -> Result<(), CdpError> {
+    /// failed, and return that last event. Events for one request arrive in order, so afterwards
+    /// every preflight the browser sent for it has already been reported.
+    pub async fn wait_for_request_done(&self, mark: usize, url: &str) -> Result<Event, CdpError> {
         let sent = self
             .wait_for_event(mark, &format!("request to {url}"), |e| {
                 e.method == "Network.requestWillBeSent"
@@ -156,8 +156,21 @@ impl Page {
             (e.method == "Network.loadingFinished" || e.method == "Network.loadingFailed")
                 && e.params["requestId"] == id
         })
-        .await?;
-        Ok(())
+        .await
+    }
+
+    /// The HTTP status of the response to `url` (sent after `mark`, not a preflight), waiting
+    /// until the request is done; `None` when no response head was reported for it
+    /// (`Network.responseReceived`), as for a request that failed on the network.
+    pub async fn response_status(&self, mark: usize, url: &str) -> Result<Option<u16>, CdpError> {
+        let done = self.wait_for_request_done(mark, url).await?;
+        let id = &done.params["requestId"];
+        Ok(self
+            .events_since(mark)
+            .iter()
+            .find(|e| e.method == "Network.responseReceived" && e.params["requestId"] == *id)
+            .and_then(|e| e.params["response"]["status"].as_u64())
+            .and_then(|s| u16::try_from(s).ok()))
     }
 
     /// Every request this tab sent since `mark`, in order.

@@ -133,6 +133,26 @@ impl Page {
         .await
     }
 
+    /// The HTTP status of the response to `url` (sent after `mark`, not a preflight), waiting
+    /// until the request is done; `None` when no response head was reported for it.
+    ///
+    /// Read from `network.responseStarted`, not only `responseCompleted`: Firefox's image and
+    /// script loaders abandon an error answer once its head is in, so such a load ends in
+    /// `network.fetchError` (`NS_BINDING_ABORTED`) although the status did arrive.
+    pub async fn response_status(&self, mark: usize, url: &str) -> Result<Option<u16>, BidiError> {
+        let done = self.wait_for_request_done(mark, url).await?;
+        let id = &done.params["request"]["request"];
+        Ok(self
+            .events_since(mark)
+            .iter()
+            .find(|e| {
+                (e.method == "network.responseStarted" || e.method == "network.responseCompleted")
+                    && e.params["request"]["request"] == *id
+            })
+            .and_then(|e| e.params["response"]["status"].as_u64())
+            .and_then(|s| u16::try_from(s).ok()))
+    }
+
     /// Every request this tab sent since `mark`, in order.
     pub fn requests_since(&self, mark: usize) -> Vec<SeenRequest> {
         self.events_since(mark)
