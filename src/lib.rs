@@ -33,6 +33,7 @@ mod gateway;
 mod live;
 mod observe;
 mod policy;
+mod pool;
 mod proxy;
 mod reload;
 mod report;

@@ -1,5 +1,5 @@
 //! `Live`: the runtime state that changes together on a reload (the compiled snapshot, and for each
-//! route and each upstream one value holding its config, its pooled client and its metric handles),
+//! route and each upstream one value holding its config, its connection pool and its metric handles),
 //! behind one `ArcSwap`.
 //!
 //! A request calls `load_full()` once and keeps that `Arc<Live>` until its response head is sent, so a
@@ -7,27 +7,19 @@
 //! request that still holds the old `Live`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::HeaderValue;
-use hyper::body::Incoming;
+use http::Uri;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::observe::{Observer, RouteMetrics, UpstreamMetrics};
+use crate::pool::Pool;
 use crate::routes::Route;
 use crate::snapshot::{Snapshot, Upstream};
 
 /// The swap point: readers `load_full()`, a reload `store(Arc::new(live))`.
 pub(crate) type Shared = arc_swap::ArcSwap<Live>;
-
-/// The pooled HTTP client type used for every upstream (http, or https through rustls).
-pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
-
-/// How long an idle upstream connection stays in the pool.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a snapshot could not be made live.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +61,7 @@ pub(crate) struct LiveRoute {
     pub(crate) metrics: RouteMetrics,
 }
 
-/// One upstream at run time: its config, its pooled client, the values precomputed for forwarding
+/// One upstream at run time: its config, its connection pool, the values precomputed for forwarding
 /// to it, and its metric handles.
 #[derive(Debug)]
 pub(crate) struct LiveUpstream {
@@ -77,8 +69,8 @@ pub(crate) struct LiveUpstream {
     pub(crate) config: Upstream,
     /// Its error counters and log budget.
     pub(crate) metrics: UpstreamMetrics,
-    /// The pooled client.
-    pub(crate) client: UpstreamClient,
+    /// Its keep-alive connections.
+    pub(crate) pool: Arc<Pool>,
     /// The `Host` header sent unless `preserve_host`.
     pub(crate) host: HeaderValue,
 }
@@ -119,19 +111,22 @@ impl Live {
 
 impl LiveUpstream {
     fn build(up: &Upstream, metrics: UpstreamMetrics) -> Result<LiveUpstream, LiveError> {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(connector(up)?);
-        let host =
-            HeaderValue::from_str(up.authority.as_str()).map_err(|_| LiveError::Authority {
-                upstream: up.name.clone(),
-                authority: up.authority.to_string(),
-            })?;
+        let bad_authority = || LiveError::Authority {
+            upstream: up.name.clone(),
+            authority: up.authority.to_string(),
+        };
+        let dial = Uri::builder()
+            .scheme(up.scheme.clone())
+            .authority(up.authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|_| bad_authority())?;
+        let pool = Arc::new(Pool::new(connector(up)?, dial));
+        let host = HeaderValue::from_str(up.authority.as_str()).map_err(|_| bad_authority())?;
         Ok(LiveUpstream {
             config: up.clone(),
             metrics,
-            client,
+            pool,
             host,
         })
     }

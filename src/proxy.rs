@@ -200,8 +200,8 @@ impl Proxy {
             host,
             upgrade,
         };
-        let (mut res, latency) = match forward::forward(upstream, route, parts, body, hop).await {
-            Ok(ok) => ok,
+        let fwd = match forward::forward(upstream, route, parts, body, hop).await {
+            Ok(fwd) => fwd,
             Err(e) => {
                 if let ForwardError::Upstream { kind, reason, .. } = &e {
                     let why = std::io::Error::other(reason.as_str());
@@ -221,6 +221,11 @@ impl Proxy {
                 });
             }
         };
+        let forward::Forwarded {
+            response: mut res,
+            latency,
+            lease,
+        } = fwd;
         rec.upstream_latency = Some(latency);
         let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
         let tunnel = match on_upgrade {
@@ -239,13 +244,16 @@ impl Proxy {
         if let Some(client) = tunnel {
             let upstream = hyper::upgrade::on(&mut res);
             upgrade::spawn_tunnel(client, upstream, Arc::clone(&self.conn));
+            // The connection is the tunnel now.
+            lease.discard();
+            return res.map(|_| ProxyBody::empty());
         }
         let (head, body) = res.into_parts();
         let fault = body::Fault {
             observer: Arc::clone(&self.conn.observer),
             upstream: Arc::clone(upstream),
         };
-        Response::from_parts(head, ProxyBody::upstream(body, fault))
+        Response::from_parts(head, ProxyBody::upstream(body, fault, lease))
     }
 }
 

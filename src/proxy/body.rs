@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 
 use crate::live::LiveUpstream;
 use crate::observe::{Observer, UpstreamErrorKind};
+use crate::pool::Lease;
 
 /// A response body: streamed from the upstream, or local and complete.
 #[derive(Debug)]
@@ -28,6 +29,9 @@ enum Kind {
         body: Incoming,
         /// Whom to tell about a mid-body failure; taken on the first one.
         fault: Option<Fault>,
+        /// The connection the body comes on: released to the pool at the body's end, closed if
+        /// the body fails or is dropped before then.
+        lease: Option<Lease>,
     },
     /// A body built by the proxy; `None` once sent (or for an empty body).
     Local(Option<Bytes>),
@@ -56,12 +60,31 @@ impl ProxyBody {
     }
 
     /// The upstream's body, streamed; a failure mid-body is reported to `fault`.
-    pub(crate) fn upstream(body: Incoming, fault: Fault) -> ProxyBody {
+    pub(crate) fn upstream(body: Incoming, fault: Fault, lease: Lease) -> ProxyBody {
         ProxyBody {
             kind: Kind::Upstream {
                 body,
                 fault: Some(fault),
+                lease: Some(lease),
             },
+        }
+    }
+}
+
+fn release(lease: &mut Option<Lease>) {
+    if let Some(mut lease) = lease.take() {
+        lease.release();
+    }
+}
+
+/// hyper stops polling a body that says it has ended (a `HEAD`, a 204, the last frame of a
+/// known-length body): the connection goes back to the pool here then.
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        if let Kind::Upstream { body, lease, .. } = &mut self.kind {
+            if body.is_end_stream() {
+                release(lease);
+            }
         }
     }
 }
@@ -75,13 +98,19 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match &mut self.get_mut().kind {
-            Kind::Upstream { body, fault } => {
-                let polled = Pin::new(body).poll_frame(cx);
-                if let Poll::Ready(Some(Err(_))) = &polled {
-                    if let Some(f) = fault.take() {
-                        let kind = UpstreamErrorKind::Reset;
-                        f.observer.upstream_error(&f.upstream.metrics, kind);
+            Kind::Upstream { body, fault, lease } => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Err(_))) => {
+                        *lease = None;
+                        if let Some(f) = fault.take() {
+                            let kind = UpstreamErrorKind::Reset;
+                            f.observer.upstream_error(&f.upstream.metrics, kind);
+                        }
                     }
+                    Poll::Ready(None) => release(lease),
+                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => release(lease),
+                    _ => {}
                 }
                 polled
             }

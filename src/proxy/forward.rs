@@ -16,6 +16,7 @@ use super::headers::{request_headers, set_forwarded};
 use crate::live::LiveUpstream;
 use crate::observe::UpstreamErrorKind;
 use crate::policy::Scheme;
+use crate::pool::{Lease, PoolError};
 use crate::routes::Route;
 
 /// Where a request came from and how: what the rewrite needs besides the request itself.
@@ -57,24 +58,34 @@ pub(crate) enum ForwardError {
     },
 }
 
+/// An upstream's response head, the time it took, and the connection it came on.
+pub(crate) struct Forwarded {
+    pub(crate) response: Response<Incoming>,
+    pub(crate) latency: Duration,
+    pub(crate) lease: Lease,
+}
+
 /// Forward `parts` + `body` to `up` and wait for the response head, at most `timeout`.
-/// Returns the response and the time until its head arrived.
 pub(crate) async fn forward(
     live: &LiveUpstream,
     route: &Route,
     parts: &Parts,
     body: Incoming,
     hop: Hop<'_>,
-) -> Result<(Response<Incoming>, Duration), ForwardError> {
+) -> Result<Forwarded, ForwardError> {
     let up = &live.config;
     let req = upstream_request(live, route, parts, body, hop)?;
     let start = Instant::now();
     // `timeout` bounds the whole wait for the response head, connecting included; the connect
     // itself is bounded separately by `connect_timeout` inside the connector.
-    match tokio::time::timeout(up.timeout, live.client.request(req)).await {
-        Ok(Ok(mut res)) => {
-            drop_length_beside_transfer_encoding(&mut res);
-            Ok((res, start.elapsed()))
+    match tokio::time::timeout(up.timeout, live.pool.send(req)).await {
+        Ok(Ok((mut response, lease))) => {
+            drop_length_beside_transfer_encoding(&mut response);
+            Ok(Forwarded {
+                response,
+                latency: start.elapsed(),
+                lease,
+            })
         }
         Ok(Err(e)) => Err(classify(&e)),
         Err(_) => Err(ForwardError::Upstream {
@@ -118,7 +129,7 @@ fn upstream_request(
     Ok(req)
 }
 
-/// The upstream's scheme and authority with the path to forward and the query byte for byte. When
+/// The origin-form target the upstream receives: the path to forward and the query byte for byte. When
 /// the route forwards the path as it is (no `strip_prefix`, no base path in the upstream URL), the
 /// request's own path-and-query is reused: a reference count, no copy and no second parse.
 fn upstream_uri(live: &LiveUpstream, route: &Route, uri: &Uri) -> Result<Uri, ForwardError> {
@@ -140,11 +151,7 @@ fn upstream_uri(live: &LiveUpstream, route: &Route, uri: &Uri) -> Result<Uri, Fo
             PathAndQuery::try_from(target).map_err(|_| ForwardError::Uri)?
         }
     };
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(up.scheme.clone());
-    parts.authority = Some(up.authority.clone());
-    parts.path_and_query = Some(path_and_query);
-    Uri::from_parts(parts).map_err(|_| ForwardError::Uri)
+    Ok(Uri::from(path_and_query))
 }
 
 /// RFC 9112 §6.3 (<https://www.rfc-editor.org/rfc/rfc9112#section-6.3>): "If a message is received
@@ -162,7 +169,7 @@ fn drop_length_beside_transfer_encoding(res: &mut Response<Incoming>) {
 /// Whether the client call failed because the request body, which streams from the client, did:
 /// hyper reports a body error as a user error whose cause is the body's own error, and the only body
 /// here is the client connection's `Incoming`, whose errors are `hyper::Error`s.
-fn is_client_body_error(e: &hyper_util::client::legacy::Error) -> bool {
+fn is_client_body_error(e: &PoolError) -> bool {
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
@@ -191,7 +198,7 @@ fn is_tls_error(e: &(dyn StdError + 'static)) -> bool {
 }
 
 /// Sort a client error into the metric kinds, and decide 502 or 504.
-fn classify(e: &hyper_util::client::legacy::Error) -> ForwardError {
+fn classify(e: &PoolError) -> ForwardError {
     let mut timed_out = false;
     let mut tls = false;
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
