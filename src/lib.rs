@@ -9,8 +9,9 @@
 //! - `snapshot`: the compiled config; `Snapshot::evaluate` routes (`routes`) and lets the route's
 //!   policy decide (`policy`: origin matching, `decide`, the `Plan` and every CORS response-header
 //!   write: pure, no I/O).
-//! - `live`: the snapshot made live (each route and upstream with its client and metric handles),
-//!   behind the one swap point that `reload` stores into.
+//! - `live`: the snapshot made live (each route and upstream with its client and metric handles,
+//!   each rate limit with its buckets: `ratelimit`), behind the one swap point that `reload`
+//!   stores into.
 //! - `observe`: the data path's door to logs and metrics (`telemetry` behind it).
 //! - `gateway`: the front door that starts all of the above; `admin`, `tls`.
 //! - `config`: the TOML schema, diagnostics with FILE:LINE:COL, the bounded reader for every file a
@@ -34,6 +35,7 @@ mod live;
 mod observe;
 mod policy;
 mod proxy;
+mod ratelimit;
 mod reload;
 mod report;
 mod routes;

@@ -18,6 +18,21 @@ pub(crate) fn write_cors_headers(plan: Plan, decision: &Decision<'_>, headers: &
     }
 }
 
+/// The CORS headers of a local answer that refuses a request for a reason outside CORS (the 429 of
+/// a rate limit), written into `headers`. The decision's own headers (for an allowed preflight, its
+/// preflight headers) whatever the enforcement mode, so a page on an allowed origin can read the
+/// status instead of seeing a CORS error; a denied origin gets none, only `Vary: Origin`, as on a
+/// 403.
+pub(crate) fn write_refusal_headers(decision: &Decision<'_>, headers: &mut HeaderMap) {
+    match decision {
+        Decision::Denied(_) | Decision::PreflightDenied(_) => deny_headers(headers),
+        Decision::NotCors { .. }
+        | Decision::SameOrigin { .. }
+        | Decision::PreflightAllowed { .. }
+        | Decision::Allowed { .. } => decision.apply(headers),
+    }
+}
+
 static VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
 /// What `CorsHeaders::write` echoes for a policy whose `Access-Control-Allow-Origin` is `*` (it
 /// writes `*` and reads no origin).
