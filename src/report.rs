@@ -62,12 +62,14 @@ pub(crate) fn summary(s: &Snapshot) -> String {
         let host = r.host.as_ref().map_or("*".to_owned(), ToString::to_string);
         let _ = writeln!(
             out,
-            "  {:<20} host {host} prefix {}{} -> upstream {}, policy {}",
+            "  {:<20} host {host} prefix {}{} -> upstream {}, policy {}{}",
             r.name,
             r.path_prefix,
             if r.strip_prefix { " (stripped)" } else { "" },
             s.upstreams[r.upstream].name,
-            s.policies[r.policy].name()
+            s.policies[r.policy].name(),
+            s.rate_limit(r)
+                .map_or(String::new(), |l| format!(", rate limit {}", l.name))
         );
     }
     let _ = writeln!(out, "upstreams ({}):", s.upstreams.len());
@@ -98,6 +100,26 @@ pub(crate) fn summary(s: &Snapshot) -> String {
             p.name(),
             spec.allow_credentials,
             p.enforcement().as_str()
+        );
+    }
+    if !s.rate_limits.is_empty() {
+        let _ = writeln!(out, "rate limits ({}):", s.rate_limits.len());
+    }
+    for l in &s.rate_limits {
+        let hops = match l.key {
+            crate::snapshot::RateLimitKey::Forwarded { trusted_hops } => {
+                format!(" (trusted_hops {trusted_hops})")
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<20} {} requests/s, burst {} per {}{hops}; max_keys {} (per process)",
+            l.name,
+            l.requests_per_second,
+            l.burst,
+            l.key.as_str(),
+            l.max_keys
         );
     }
     out

@@ -195,6 +195,7 @@ mod tests {
             own_origins: vec![],
             upstream: 0,
             policy: 0,
+            rate_limit: None,
         }
     }
 

@@ -78,7 +78,11 @@ pub(super) fn compile(
     let known = Known {
         upstreams: raw.upstreams.keys().map(|k| k.get_ref().as_str()).collect(),
         policies: raw.policies.keys().map(|k| k.get_ref().as_str()).collect(),
-        rate_limits: raw.rate_limits.keys().map(|k| k.get_ref().as_str()).collect(),
+        rate_limits: raw
+            .rate_limits
+            .keys()
+            .map(|k| k.get_ref().as_str())
+            .collect(),
         upstream_index,
         policy_index,
         rate_limit_index,

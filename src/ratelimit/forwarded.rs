@@ -99,9 +99,18 @@ mod tests {
     #[test]
     fn ports_brackets_and_whitespace_are_accepted() {
         assert_eq!(client_address(&xff(&[" 1.2.3.4:80 "]), 1), ip("1.2.3.4"));
-        assert_eq!(client_address(&xff(&["[2001:db8::1]:443"]), 1), ip("2001:db8::1"));
-        assert_eq!(client_address(&xff(&["[2001:db8::1]"]), 1), ip("2001:db8::1"));
-        assert_eq!(client_address(&xff(&["\t2001:db8::1"]), 1), ip("2001:db8::1"));
+        assert_eq!(
+            client_address(&xff(&["[2001:db8::1]:443"]), 1),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            client_address(&xff(&["[2001:db8::1]"]), 1),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            client_address(&xff(&["\t2001:db8::1"]), 1),
+            ip("2001:db8::1")
+        );
     }
 
     proptest! {

@@ -138,7 +138,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher + Clone> ShrinkableKeyedStateStore<K>
 /// handing the old value back as the refusal reads it without changing it.
 fn theoretical_arrival(state: &InMemoryState) -> u64 {
     let read: Result<((), Nanos), Option<Nanos>> =
-        state.measure_and_replace(&NotKeyed::NonKey, |tat| Err(tat));
+        state.measure_and_replace(&NotKeyed::NonKey, Err);
     match read {
         Err(tat) => tat.map_or(0, u64::from),
         Ok(_) => 0,

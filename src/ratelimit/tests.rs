@@ -27,10 +27,7 @@ fn origin(o: &'static str) -> HeaderMap {
 #[test]
 fn a_burst_passes_then_the_next_request_waits_one_period() {
     let clock = FakeRelativeClock::default();
-    let l = RateLimit::with_clock(
-        &settings(0.5, 3, RateLimitKey::Client, 10),
-        clock.clone(),
-    );
+    let l = RateLimit::with_clock(&settings(0.5, 3, RateLimitKey::Client, 10), clock.clone());
     let k = l.key(&HeaderMap::new(), PEER);
     for _ in 0..3 {
         assert_eq!(l.check(&k), Ok(()));
@@ -59,7 +56,10 @@ fn origins_get_separate_buckets_and_requests_without_origin_share_one() {
     let a = l.key(&origin("https://a.example"), PEER);
     let b = l.key(&origin("https://b.example"), PEER);
     assert_ne!(a, b);
-    assert_eq!(a, l.key(&origin("https://a.example"), Ipv4Addr::LOCALHOST.into()));
+    assert_eq!(
+        a,
+        l.key(&origin("https://a.example"), Ipv4Addr::LOCALHOST.into())
+    );
     assert!(l.check(&a).is_ok() && l.check(&a).is_err());
     assert!(l.check(&b).is_ok());
     let none = l.key(&HeaderMap::new(), PEER);
@@ -76,7 +76,10 @@ fn forwarded_keys_fall_back_to_the_peer_when_the_header_is_short_or_unparsable()
         10,
     ));
     let mut h = HeaderMap::new();
-    h.insert(&forwarded::X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
+    h.insert(
+        &forwarded::X_FORWARDED_FOR,
+        HeaderValue::from_static("203.0.113.9"),
+    );
     assert_eq!(l.key(&h, PEER), Key::Addr(PEER));
     h.insert(
         &forwarded::X_FORWARDED_FOR,
@@ -99,7 +102,10 @@ fn a_full_store_sends_new_keys_to_one_overflow_bucket_and_keeps_held_keys_their_
     assert!(l.check(&key(2)).is_ok());
     // The third key finds the store full: it shares the overflow bucket, whose one request it takes.
     assert!(l.check(&key(3)).is_ok());
-    assert!(l.check(&key(4)).is_err(), "a fourth key shares the same overflow bucket");
+    assert!(
+        l.check(&key(4)).is_err(),
+        "a fourth key shares the same overflow bucket"
+    );
     assert_eq!(l.keys(), 2);
     assert_eq!(l.overflowed(), 2);
     // Held keys are unaffected by the overflow.
@@ -121,10 +127,13 @@ fn a_sweep_evicts_idle_keys_first_and_keeps_active_ones() {
     clock.advance(Duration::from_secs(2));
     l.sweep();
     assert_eq!(l.keys(), 1);
+    // Two seconds refilled two of its five: it kept its state through the sweep.
     assert!(l.check(&busy).is_ok());
     assert!(l.check(&busy).is_ok());
-    assert!(l.check(&busy).is_ok());
-    assert!(l.check(&busy).is_err(), "the busy key kept its state through the sweep");
+    assert!(
+        l.check(&busy).is_err(),
+        "the busy key kept its state through the sweep"
+    );
 }
 
 /// The memory bound under a flood of distinct keys: a million addresses against max_keys = 100000,

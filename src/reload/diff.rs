@@ -45,7 +45,9 @@ impl Changes {
                 "{host:?}|{path_prefix}|{strip_prefix}|{own_origins:?}|{}|{}|{:?}",
                 s.upstreams[*upstream].name,
                 s.policies[*policy].name(),
-                rate_limit.and_then(|i| s.rate_limits.get(i)).map(|l| &l.name)
+                rate_limit
+                    .and_then(|i| s.rate_limits.get(i))
+                    .map(|l| &l.name)
             )
         };
         let routes = |s: &Snapshot| -> BTreeMap<String, String> {
