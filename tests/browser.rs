@@ -24,6 +24,8 @@ mod engine;
 mod events;
 #[path = "browser/gate.rs"]
 mod gate;
+#[path = "browser/rate_limit.rs"]
+mod rate_limit;
 #[path = "browser/servers.rs"]
 mod servers;
 
@@ -65,4 +67,5 @@ in_both_engines!(
     cases::a_second_identical_preflighted_call_within_max_age_sends_no_options,
     cases::a_websocket_connects_from_an_allowed_origin_and_fails_from_a_denied_one,
     demo::demo_scenarios_work_from_the_allowed_origin_and_are_blocked_from_the_denied_one,
+    rate_limit::a_page_reads_the_429_of_a_rate_limited_route_past_its_burst,
 );

@@ -85,9 +85,10 @@ async fn past_the_burst_an_allowed_origin_reads_a_429_with_retry_after_and_nothi
     // One request every 62.5 s: the next one conforms in 62.5 s, rounded up to whole seconds.
     assert!((60..=63).contains(&retry), "retry-after {retry}");
     assert_eq!(header(&res, "access-control-allow-origin"), Some(APP));
+    // Retry-After is not CORS-safelisted: the 429 exposes it, after the policy's own list.
     assert_eq!(
         header(&res, "access-control-expose-headers"),
-        Some("x-request-id")
+        Some("x-request-id, Retry-After")
     );
     assert!(header(&res, "vary").unwrap().contains("Origin"));
     assert_eq!(res.text().await.unwrap(), "too many requests\n");
@@ -285,7 +286,7 @@ async fn a_reload_keeps_the_buckets_of_an_unchanged_limit_and_renews_a_changed_o
     );
     assert_eq!(
         header(&res, "access-control-expose-headers"),
-        Some("x-request-id"),
+        Some("x-request-id, Retry-After"),
         "the reload applied"
     );
 
