@@ -54,7 +54,10 @@ pub use policy::{
     Decision, DenialReason, OriginPattern, Outcome, RequestOrigin, RequestView, Scheme,
 };
 pub use reload::Reloader;
-pub use snapshot::{Evaluation, LogFormat, LogSettings, Routed, Snapshot};
+pub use snapshot::{
+    Evaluation, LogFormat, LogSettings, RateLimitKey, RateLimitSettings, RateLimited, Routed,
+    Snapshot,
+};
 
 /// What `main` runs for each subcommand.
 pub mod commands {
@@ -66,8 +69,9 @@ pub mod commands {
     pub use crate::telemetry::fatal;
 }
 
-/// For tests that drive the proxy's own TLS and log setup.
+/// For tests that drive the proxy's own TLS and log setup, and benches of the rate limiter.
 pub mod testing {
+    pub use crate::ratelimit::{Key as RateLimitKeyValue, RateLimit};
     pub use crate::telemetry::dispatch;
     pub use crate::tls::{provider, server_config};
 }

@@ -35,7 +35,7 @@ pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// What a request's bucket is chosen by. `Copy` and allocation-free: an address, or a keyed 64-bit
 /// hash of the `Origin` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Key {
+pub enum Key {
     /// `key = "client"`, or `"forwarded"`.
     Addr(IpAddr),
     /// `key = "origin"`: the header's bytes hashed with this limit's random seed, so no one can
@@ -52,8 +52,8 @@ type Limiter<C> = RateLimiter<
     NoOpMiddleware<<C as Clock>::Instant>,
 >;
 
-/// One rate limit, live.
-pub(crate) struct RateLimit<C: Clock = DefaultClock> {
+/// One rate limit, live. Public only for the benches (`corsgate::testing`).
+pub struct RateLimit<C: Clock = DefaultClock> {
     settings: RateLimitSettings,
     limiter: Limiter<C>,
     /// The limiter's own store, for the counts governor does not expose.
@@ -75,7 +75,7 @@ impl<C: Clock> std::fmt::Debug for RateLimit<C> {
 
 impl RateLimit {
     /// A limit with fresh buckets on the default (monotonic) clock.
-    pub(crate) fn new(settings: &RateLimitSettings) -> RateLimit {
+    pub fn new(settings: &RateLimitSettings) -> RateLimit {
         RateLimit::with_clock(settings, DefaultClock::default())
     }
 }
@@ -99,7 +99,7 @@ impl<C: Clock> RateLimit<C> {
     }
 
     /// The request's key under this limit.
-    pub(crate) fn key(&self, headers: &HeaderMap, peer: IpAddr) -> Key {
+    pub fn key(&self, headers: &HeaderMap, peer: IpAddr) -> Key {
         match self.settings.key {
             RateLimitKey::Client => Key::Addr(peer),
             RateLimitKey::Forwarded { trusted_hops } => {
@@ -118,7 +118,7 @@ impl<C: Clock> RateLimit<C> {
 
     /// Count one request under `key`: `Ok` when it conforms, else how long until the key's next
     /// request would.
-    pub(crate) fn check(&self, key: &Key) -> Result<(), Duration> {
+    pub fn check(&self, key: &Key) -> Result<(), Duration> {
         self.limiter
             .check_key(key)
             .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
@@ -127,19 +127,19 @@ impl<C: Clock> RateLimit<C> {
     /// Drop the keys whose bucket is indistinguishable from a fresh one (idle long enough to have
     /// refilled), freeing room under `max_keys`. Returns how many checks went to the overflow
     /// bucket since the previous sweep.
-    pub(crate) fn sweep(&self) -> usize {
+    pub fn sweep(&self) -> usize {
         self.limiter.retain_recent();
         let total = self.overflowed();
         total - self.reported_overflow.swap(total, Ordering::Relaxed)
     }
 
     /// Keys held now (at most `max_keys`).
-    pub(crate) fn keys(&self) -> usize {
+    pub fn keys(&self) -> usize {
         self.store.held()
     }
 
     /// Checks that went to the shared overflow bucket because `max_keys` keys were held.
-    pub(crate) fn overflowed(&self) -> usize {
+    pub fn overflowed(&self) -> usize {
         self.store.overflowed()
     }
 }
