@@ -43,7 +43,8 @@ impl Gateway {
 
     /// Make `snapshot` live in place of the current one, as a reload does (without reading a file).
     pub fn install(&self, snapshot: Snapshot) -> Result<(), LiveError> {
-        let live = Live::build(snapshot, &self.observer, Some(&self.shared.load()))?;
+        let previous = self.shared.load_full();
+        let live = Live::build(snapshot, &self.observer, Some(&previous))?;
         self.shared.store(Arc::new(live));
         Ok(())
     }
