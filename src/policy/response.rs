@@ -250,6 +250,38 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_is_exposed_unless_the_list_already_covers_it() {
+        use http::header::{ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_EXPOSE_HEADERS};
+        let exposed = |list: Option<&'static str>, credentials: bool| {
+            let mut h = HeaderMap::new();
+            if let Some(l) = list {
+                h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(l));
+            }
+            if credentials {
+                h.insert(
+                    ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+            }
+            expose_retry_after(&mut h);
+            h.get(ACCESS_CONTROL_EXPOSE_HEADERS)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(exposed(None, false).as_deref(), Some("Retry-After"));
+        assert_eq!(
+            exposed(Some("x-id"), false).as_deref(),
+            Some("x-id, Retry-After")
+        );
+        assert_eq!(
+            exposed(Some("retry-after"), false).as_deref(),
+            Some("retry-after")
+        );
+        assert_eq!(exposed(Some("*"), false).as_deref(), Some("*"));
+        // With credentials `*` is a header literally named "*".
+        assert_eq!(exposed(Some("*"), true).as_deref(), Some("*, Retry-After"));
+    }
+
+    #[test]
     fn vary_is_merged_without_duplicates_and_star_is_kept() {
         let ours = HeaderValue::from_static("Origin, Access-Control-Request-Method");
         let mut h = HeaderMap::new();
