@@ -24,7 +24,7 @@ pub struct Gateway {
 impl Gateway {
     /// Make `snapshot` live (upstream clients, metric handles) and record to `observer`.
     pub fn new(snapshot: Snapshot, observer: Arc<Observer>) -> Result<Gateway, LiveError> {
-        let live = Live::build(snapshot, &observer)?;
+        let live = Live::build(snapshot, &observer, None)?;
         Ok(Gateway {
             shared: Arc::new(Shared::from_pointee(live)),
             observer,
@@ -43,23 +43,31 @@ impl Gateway {
 
     /// Make `snapshot` live in place of the current one, as a reload does (without reading a file).
     pub fn install(&self, snapshot: Snapshot) -> Result<(), LiveError> {
-        let live = Live::build(snapshot, &self.observer)?;
+        let previous = self.shared.load_full();
+        let live = Live::build(snapshot, &self.observer, Some(&previous))?;
         self.shared.store(Arc::new(live));
         Ok(())
     }
 
-    /// Serve the data listeners until `shutdown` resolves, then drain (see `server::serve`).
+    /// Serve the data listeners until `shutdown` resolves, then drain (see `server::serve`). While
+    /// it serves, idle rate-limit keys are swept out every second.
     pub fn serve(
         &self,
         listeners: Vec<TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = ()> + Send + 'static {
-        crate::server::serve(
+        let sweeper = crate::ratelimit::sweep_forever(Arc::downgrade(&self.shared));
+        let serving = crate::server::serve(
             listeners,
             Arc::clone(&self.shared),
             Arc::clone(&self.observer),
             shutdown,
-        )
+        );
+        async move {
+            let sweeper = tokio::spawn(sweeper);
+            serving.await;
+            sweeper.abort();
+        }
     }
 
     /// Serve the admin listener (`/healthz`, `/readyz`, `/metrics`) until `shutdown` resolves.

@@ -9,8 +9,9 @@
 //! - `snapshot`: the compiled config; `Snapshot::evaluate` routes (`routes`) and lets the route's
 //!   policy decide (`policy`: origin matching, `decide`, the `Plan` and every CORS response-header
 //!   write: pure, no I/O).
-//! - `live`: the snapshot made live (each route and upstream with its client and metric handles),
-//!   behind the one swap point that `reload` stores into.
+//! - `live`: the snapshot made live (each route and upstream with its client and metric handles,
+//!   each rate limit with its buckets: `ratelimit`), behind the one swap point that `reload`
+//!   stores into.
 //! - `observe`: the data path's door to logs and metrics (`telemetry` behind it).
 //! - `gateway`: the front door that starts all of the above; `admin`, `tls`.
 //! - `config`: the TOML schema, diagnostics with FILE:LINE:COL, the bounded reader for every file a
@@ -35,6 +36,7 @@ mod observe;
 mod policy;
 mod pool;
 mod proxy;
+mod ratelimit;
 mod reload;
 mod report;
 mod routes;
@@ -53,7 +55,10 @@ pub use policy::{
     Decision, DenialReason, OriginPattern, Outcome, RequestOrigin, RequestView, Scheme,
 };
 pub use reload::Reloader;
-pub use snapshot::{Evaluation, LogFormat, LogSettings, Routed, Snapshot};
+pub use snapshot::{
+    Evaluation, LogFormat, LogSettings, RateLimitKey, RateLimitSettings, RateLimited, Routed,
+    Snapshot,
+};
 
 /// What `main` runs for each subcommand.
 pub mod commands {
@@ -64,8 +69,9 @@ pub mod commands {
     pub use crate::server::run;
 }
 
-/// For tests that drive the proxy's own TLS and log setup.
+/// For tests that drive the proxy's own TLS and log setup, and benches of the rate limiter.
 pub mod testing {
+    pub use crate::ratelimit::{Key as RateLimitKeyValue, RateLimit};
     pub use crate::telemetry::dispatch;
     pub use crate::tls::{provider, server_config};
 }

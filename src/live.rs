@@ -1,6 +1,6 @@
 //! `Live`: the runtime state that changes together on a reload (the compiled snapshot, and for each
-//! route and each upstream one value holding its config, its connection pool and its metric handles),
-//! behind one `ArcSwap`.
+//! route and each upstream one value holding its config, its connection pool and its metric handles,
+//! and each rate limit's buckets), behind one `ArcSwap`.
 //!
 //! A request calls `load_full()` once and keeps that `Arc<Live>` until its response head is sent, so a
 //! reload never mixes an old route with a new client. Old connection pools are dropped with the last
@@ -15,8 +15,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::observe::{Observer, RouteMetrics, UpstreamMetrics};
 use crate::pool::Pool;
+use crate::ratelimit::RateLimit;
 use crate::routes::Route;
-use crate::snapshot::{Snapshot, Upstream};
+use crate::snapshot::{Evaluation, RateLimited, Snapshot, Upstream};
 
 /// The swap point: readers `load_full()`, a reload `store(Arc::new(live))`.
 pub(crate) type Shared = arc_swap::ArcSwap<Live>;
@@ -49,6 +50,8 @@ pub struct Live {
     pub snapshot: Arc<Snapshot>,
     /// By `Route::index`.
     routes: Box<[LiveRoute]>,
+    /// By index into `Snapshot::rate_limits`: the buckets, shared by the routes that name them.
+    limits: Box<[Arc<RateLimit>]>,
     /// Metrics of requests that matched no route.
     pub(crate) unmatched: RouteMetrics,
 }
@@ -59,6 +62,8 @@ pub struct Live {
 pub(crate) struct LiveRoute {
     pub(crate) upstream: Arc<LiveUpstream>,
     pub(crate) metrics: RouteMetrics,
+    /// The route's `rate_limit`, if it has one.
+    pub(crate) limit: Option<Arc<RateLimit>>,
 }
 
 /// One upstream at run time: its config, its connection pool, the values precomputed for forwarding
@@ -76,9 +81,24 @@ pub(crate) struct LiveUpstream {
 }
 
 impl Live {
-    /// Build the clients and metric handles for `snapshot`. Used at startup and on every reload.
-    pub fn build(snapshot: Snapshot, observer: &Observer) -> Result<Live, LiveError> {
+    /// Build the clients, metric handles and rate limiters for `snapshot`. Used at startup
+    /// (`previous` = `None`) and on every reload, where a rate limit whose name and settings are
+    /// unchanged keeps its buckets: its limiter is taken over from `previous`.
+    pub fn build(
+        snapshot: Snapshot,
+        observer: &Observer,
+        previous: Option<&Live>,
+    ) -> Result<Live, LiveError> {
         let handles = observer.handles(&snapshot);
+        let limits: Box<[Arc<RateLimit>]> = snapshot
+            .rate_limits
+            .iter()
+            .map(|settings| {
+                previous
+                    .and_then(|p| p.limits.iter().find(|l| l.settings() == settings))
+                    .map_or_else(|| Arc::new(RateLimit::new(settings)), Arc::clone)
+            })
+            .collect();
         let upstreams = snapshot
             .upstreams
             .iter()
@@ -93,12 +113,21 @@ impl Live {
             .zip(handles.routes)
             .filter_map(|(r, metrics)| {
                 let upstream = Arc::clone(upstreams.get(r.upstream)?);
-                Some(LiveRoute { upstream, metrics })
+                let limit = match r.rate_limit {
+                    None => None,
+                    Some(i) => Some(Arc::clone(limits.get(i)?)),
+                };
+                Some(LiveRoute {
+                    upstream,
+                    metrics,
+                    limit,
+                })
             })
             .collect();
         Ok(Live {
             snapshot: Arc::new(snapshot),
             routes,
+            limits,
             unmatched: handles.unmatched,
         })
     }
@@ -106,6 +135,39 @@ impl Live {
     /// The run-time half of a route that the snapshot's routing returned.
     pub(crate) fn route(&self, route: &Route) -> Option<&LiveRoute> {
         self.routes.get(route.index)
+    }
+
+    /// Every rate limit, by index into `Snapshot::rate_limits` (the sweeper walks them).
+    pub(crate) fn limits(&self) -> &[Arc<RateLimit>] {
+        &self.limits
+    }
+
+    /// Count a routed request against its route's rate limit, in the same pass as the policy
+    /// decision: an evaluation over the limit becomes `RateLimited` (429), any other is returned
+    /// as it is. Every routed request counts, whatever the policy decided (preflights and denied
+    /// origins too): the limit protects the upstream and the proxy, and is checked before either
+    /// does any work for the request.
+    pub(crate) fn rate_limit<'a>(
+        &self,
+        eval: Evaluation<'a>,
+        headers: &http::HeaderMap,
+        peer: std::net::IpAddr,
+    ) -> Evaluation<'a> {
+        let Evaluation::Routed(routed) = eval else {
+            return eval;
+        };
+        let Some(limit) = self.route(routed.route).and_then(|r| r.limit.as_deref()) else {
+            return Evaluation::Routed(routed);
+        };
+        match limit.check(&limit.key(headers, peer)) {
+            Ok(()) => Evaluation::Routed(routed),
+            Err(wait) => Evaluation::RateLimited(
+                routed,
+                RateLimited {
+                    retry_after_secs: crate::ratelimit::retry_after_secs(wait),
+                },
+            ),
+        }
     }
 }
 

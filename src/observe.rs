@@ -39,6 +39,8 @@ pub struct AccessRecord<'a> {
     pub outcome: Outcome,
     /// For denials: the reason and the offending value.
     pub denial: Option<(DenialReason, &'a str)>,
+    /// For `rate-limited`: the name of the `[rate_limits.NAME]` that refused it.
+    pub rate_limit: Option<&'a str>,
     /// The enforcement mode that applied (`block`, `headers-only`, `report-only`).
     pub enforcement: Option<&'static str>,
     /// Final status sent to the client.
@@ -260,6 +262,9 @@ impl Observer {
     /// times it, and writes the access log (when `access_log`) and the denial log.
     pub fn request(&self, route: &RouteMetrics, access_log: bool, rec: &AccessRecord<'_>) {
         route.series.outcomes[rec.outcome.index()].inc();
+        if rec.outcome == Outcome::RateLimited {
+            route.series.rate_limited.inc();
+        }
         if let Some((reason, _)) = rec.denial {
             route.series.denials[reason.index()].inc();
         }

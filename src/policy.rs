@@ -23,7 +23,9 @@ pub(crate) use plan::{mismatch, plan, Cors, Plan};
 pub(crate) use request::is_tchar;
 pub(crate) use request::{AcrhError, OriginHeader, ACRH, ACRM, ACRPN};
 pub use request::{RequestView, Scheme};
-pub(crate) use response::{write_cors_headers, AllowOrigin, CorsHeaders, NonCorsHeaders};
+pub(crate) use response::{
+    write_cors_headers, write_refusal_headers, AllowOrigin, CorsHeaders, NonCorsHeaders,
+};
 
 use rustc_hash::FxHashSet;
 

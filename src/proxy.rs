@@ -110,7 +110,10 @@ impl Proxy {
         };
         let eval = match admitted {
             Err(rejection) => Evaluation::Rejected(rejection),
-            Ok(_) => live.snapshot.evaluate(&view),
+            Ok(_) => {
+                let eval = live.snapshot.evaluate(&view);
+                live.rate_limit(eval, &parts.headers, self.conn.peer.ip())
+            }
         };
         let mut rec = Record::new(&parts, host.map(|a| a.as_str()), start);
         let too_large = || record::header_bytes(&parts.headers) > MAX_REQUEST_HEADER_BYTES;
@@ -118,6 +121,9 @@ impl Proxy {
             Evaluation::Rejected(rejection) => respond::rejected(*rejection),
             Evaluation::NoRoute if too_large() => respond::headers_too_large(),
             Evaluation::NoRoute => respond::no_route(),
+            Evaluation::RateLimited(routed, limited) => {
+                respond::rate_limited(&routed.decision, *limited)
+            }
             Evaluation::Routed(routed) => {
                 let plan = routed.plan();
                 let decision = &routed.decision;

@@ -113,7 +113,7 @@ impl Reloader {
         let old = self.shared.load_full();
         let needs_restart = restart_only_changes(&old.snapshot, &loaded.snapshot);
         let changes = Changes::between(&old.snapshot, &loaded.snapshot);
-        let live = Live::build(loaded.snapshot, &self.observer)?;
+        let live = Live::build(loaded.snapshot, &self.observer, Some(&old))?;
         self.shared.store(Arc::new(live));
         Ok(Reloaded {
             changes,

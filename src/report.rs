@@ -62,12 +62,14 @@ pub(crate) fn summary(s: &Snapshot) -> String {
         let host = r.host.as_ref().map_or("*".to_owned(), ToString::to_string);
         let _ = writeln!(
             out,
-            "  {:<20} host {host} prefix {}{} -> upstream {}, policy {}",
+            "  {:<20} host {host} prefix {}{} -> upstream {}, policy {}{}",
             r.name,
             r.path_prefix,
             if r.strip_prefix { " (stripped)" } else { "" },
             s.upstreams[r.upstream].name,
-            s.policies[r.policy].name()
+            s.policies[r.policy].name(),
+            s.rate_limit(r)
+                .map_or(String::new(), |l| format!(", rate limit {}", l.name))
         );
     }
     let _ = writeln!(out, "upstreams ({}):", s.upstreams.len());
@@ -98,6 +100,26 @@ pub(crate) fn summary(s: &Snapshot) -> String {
             p.name(),
             spec.allow_credentials,
             p.enforcement().as_str()
+        );
+    }
+    if !s.rate_limits.is_empty() {
+        let _ = writeln!(out, "rate limits ({}):", s.rate_limits.len());
+    }
+    for l in &s.rate_limits {
+        let hops = match l.key {
+            crate::snapshot::RateLimitKey::Forwarded { trusted_hops } => {
+                format!(" (trusted_hops {trusted_hops})")
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<20} {} requests/s, burst {} per {}{hops}; max_keys {} (per process)",
+            l.name,
+            l.requests_per_second,
+            l.burst,
+            l.key.as_str(),
+            l.max_keys
         );
     }
     out
@@ -228,11 +250,11 @@ impl ExplainRequest {
 /// plan decides it, so `explain` cannot drift from what `run` does.
 pub(crate) fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
     use crate::policy::Plan;
-    let Some(routed) = eval.routed() else {
-        return Some(match eval {
-            Evaluation::Rejected(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::NOT_FOUND,
-        });
+    let routed = match eval {
+        Evaluation::Rejected(_) => return Some(StatusCode::BAD_REQUEST),
+        Evaluation::NoRoute => return Some(StatusCode::NOT_FOUND),
+        Evaluation::RateLimited(..) => return Some(StatusCode::TOO_MANY_REQUESTS),
+        Evaluation::Routed(routed) => routed,
     };
     match routed.plan() {
         Plan::Preflight(status) => Some(status),
@@ -245,8 +267,14 @@ pub(crate) fn local_status(eval: &Evaluation<'_>) -> Option<StatusCode> {
 pub(crate) fn response_headers(eval: &Evaluation<'_>) -> HeaderMap {
     let mut h = HeaderMap::new();
     // The proxy's own plan and header writer, applied to an empty response.
-    if let Some(routed) = eval.routed() {
-        crate::policy::write_cors_headers(routed.plan(), &routed.decision, &mut h);
+    match eval {
+        Evaluation::Routed(routed) => {
+            crate::policy::write_cors_headers(routed.plan(), &routed.decision, &mut h);
+        }
+        Evaluation::RateLimited(routed, _) => {
+            crate::policy::write_refusal_headers(&routed.decision, &mut h);
+        }
+        Evaluation::Rejected(_) | Evaluation::NoRoute => {}
     }
     h
 }
@@ -275,6 +303,13 @@ pub(crate) fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
             )
         }
         Evaluation::Routed(routed) => routed,
+        Evaluation::RateLimited(routed, limited) => {
+            return format!(
+                "over the rate limit {}: retry after {} s",
+                routed.rate_limit.map_or("", |l| l.name.as_str()),
+                limited.retry_after_secs
+            )
+        }
     };
     let mut s = match &routed.decision {
         Decision::NotCors { .. } => {
@@ -336,6 +371,7 @@ pub(crate) fn explain_json(eval: &Evaluation<'_>, view: &RequestView<'_>) -> Val
         "decision": eval.outcome().as_str(),
         "route": eval.routed().map(|r| r.route.name.as_str()),
         "policy": eval.routed().map(|r| r.policy.name()),
+        "rate_limit": eval.routed().and_then(|r| r.rate_limit).map(|l| l.name.as_str()),
         "reason": reason(eval, view),
         "status": local_status(eval).map(|s| s.as_u16()),
         "headers": headers,
@@ -365,6 +401,17 @@ pub(crate) fn explain_text(eval: &Evaluation<'_>, view: &RequestView<'_>) -> Str
             "policy:   {} (enforcement {})",
             p.name(),
             p.enforcement().as_str()
+        );
+    }
+    if let Some(l) = eval.routed().and_then(|r| r.rate_limit) {
+        // explain holds no buckets: it names the limit, it cannot say whether a request is over it.
+        let _ = writeln!(
+            out,
+            "limit:    {} ({} requests/s per {}, burst {}; counted at run time, not by explain)",
+            l.name,
+            l.requests_per_second,
+            l.key.as_str(),
+            l.burst
         );
     }
     let _ = writeln!(out, "reason:   {}", reason(eval, view));

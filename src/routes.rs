@@ -34,6 +34,8 @@ pub struct Route {
     pub upstream: usize,
     /// Index into `Snapshot::policies`.
     pub policy: usize,
+    /// Index into `Snapshot::rate_limits`, when the route has a `rate_limit`.
+    pub rate_limit: Option<usize>,
 }
 
 impl Route {
@@ -193,6 +195,7 @@ mod tests {
             own_origins: vec![],
             upstream: 0,
             policy: 0,
+            rate_limit: None,
         }
     }
 

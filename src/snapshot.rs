@@ -25,6 +25,9 @@ pub struct Snapshot {
     pub upstreams: Vec<Upstream>,
     /// `[policies.NAME]`, sorted by name; routes refer to them by index.
     pub policies: Vec<Policy>,
+    /// `[rate_limits.NAME]`, sorted by name; routes refer to them by index. Only the settings: the
+    /// buckets are run-time state (`Live`), never part of the pure snapshot.
+    pub rate_limits: Vec<RateLimitSettings>,
     /// `[[routes]]`, indexed for lookup.
     pub routes: RouteTable,
     /// The listener's TLS config, built from `server.tls` when the file was compiled (so a reload
@@ -42,6 +45,18 @@ pub enum Evaluation<'a> {
     NoRoute,
     /// A route matched and its policy decided.
     Routed(Routed<'a>),
+    /// A route matched, its policy decided, and the route's rate limit refused the request: 429.
+    /// Never built by `evaluate` (the buckets are run-time state); the proxy turns a `Routed` into
+    /// this after checking the route's limiter.
+    RateLimited(Routed<'a>, RateLimited),
+}
+
+/// A request over its route's rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimited {
+    /// `Retry-After`: whole seconds until the key's next request would conform, rounded up, at
+    /// least 1.
+    pub retry_after_secs: u64,
 }
 
 /// A request that matched a route: the route, its policy and the policy's decision.
@@ -56,6 +71,8 @@ pub struct Routed<'a> {
     /// The request fails the policy's Fetch Metadata rules and is only reported (`fetch_metadata
     /// = "report"`, or `"enforce"` under `enforcement = "report-only"`), not refused.
     pub cross_site_report: bool,
+    /// The route's `rate_limit` settings (its buckets are run-time state, checked by the proxy).
+    pub rate_limit: Option<&'a RateLimitSettings>,
 }
 
 impl Evaluation<'_> {
@@ -65,14 +82,15 @@ impl Evaluation<'_> {
             Evaluation::Rejected(_) => Outcome::Rejected,
             Evaluation::NoRoute => Outcome::NoRoute,
             Evaluation::Routed(r) => r.decision.outcome(),
+            Evaluation::RateLimited(..) => Outcome::RateLimited,
         }
     }
 
     /// The routed part, when a route matched.
     pub fn routed(&self) -> Option<&Routed<'_>> {
         match self {
-            Evaluation::Routed(r) => Some(r),
-            _ => None,
+            Evaluation::Routed(r) | Evaluation::RateLimited(r, _) => Some(r),
+            Evaluation::Rejected(_) | Evaluation::NoRoute => None,
         }
     }
 }
@@ -97,7 +115,13 @@ impl Snapshot {
             policy,
             decision: decide(policy, &route.own_origins, req),
             cross_site_report: cross_site_report(policy, req),
+            rate_limit: self.rate_limit(route),
         })
+    }
+
+    /// The rate limit a route refers to, if any.
+    pub fn rate_limit(&self, route: &Route) -> Option<&RateLimitSettings> {
+        self.rate_limits.get(route.rate_limit?)
     }
 
     /// The upstream a route forwards to.
@@ -158,6 +182,47 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object a line.
     Json,
+}
+
+/// `[rate_limits.NAME]`, validated. Equal settings across a reload keep the limit's buckets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimitSettings {
+    /// The table name.
+    pub name: String,
+    /// Sustained requests per second per key: a finite number above zero.
+    pub requests_per_second: f64,
+    /// Requests let through at once (the GCRA burst), at least 1.
+    pub burst: u32,
+    /// What a request's bucket is chosen by.
+    pub key: RateLimitKey,
+    /// Distinct keys held at most; beyond it new keys share one overflow bucket.
+    pub max_keys: usize,
+}
+
+/// `key` (and `trusted_hops` for `"forwarded"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimitKey {
+    /// The TCP peer's IP address.
+    Client,
+    /// The `Origin` header's value; requests without one share one bucket.
+    Origin,
+    /// The address `trusted_hops` entries from the right of `X-Forwarded-For`; the TCP peer when
+    /// the header has fewer entries or that entry is not an IP address.
+    Forwarded {
+        /// Proxies in front of corsgate that append to `X-Forwarded-For`, at least 1.
+        trusted_hops: u32,
+    },
+}
+
+impl RateLimitKey {
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateLimitKey::Client => "client",
+            RateLimitKey::Origin => "origin",
+            RateLimitKey::Forwarded { .. } => "forwarded",
+        }
+    }
 }
 
 /// `[upstreams.NAME]`.

@@ -26,6 +26,8 @@ mod engine;
 mod events;
 #[path = "browser/gate.rs"]
 mod gate;
+#[path = "browser/rate_limit.rs"]
+mod rate_limit;
 #[path = "browser/servers.rs"]
 mod servers;
 
@@ -73,4 +75,5 @@ in_both_engines!(
     cross_site::cross_site_img_and_script_load_under_report_and_are_only_counted,
     cross_site::a_cross_site_websocket_from_an_allowed_origin_connects_under_enforce,
     demo::demo_scenarios_work_from_the_allowed_origin_and_are_blocked_from_the_denied_one,
+    rate_limit::a_page_reads_the_429_of_a_rate_limited_route_past_its_burst,
 );

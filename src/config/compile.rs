@@ -2,12 +2,13 @@
 //! its position. The only way to a `Snapshot`.
 
 //!
-//! By concern: `server` (`[server]`, `[log]`), `upstream`, `policy`, `routes` (references and unused
-//! warnings), `duration` (bounded durations); the shared helpers (lenient entries, config-named
+//! By concern: `server` (`[server]`, `[log]`), `upstream`, `policy`, `rate_limit`, `routes`
+//! (references and unused warnings), `duration` (bounded durations); the shared helpers (lenient entries, config-named
 //! files) are below.
 
 mod duration;
 mod policy;
+mod rate_limit;
 mod regex_probe;
 mod routes;
 mod server;
@@ -64,11 +65,27 @@ pub(super) fn compile(
             }
         }
     }
+    let mut rate_limit_index = HashMap::new();
+    let mut rate_limits = Vec::new();
+    for (name, e) in &raw.rate_limits {
+        if let Some((l, _)) = entry(Some(e), d) {
+            if let Some(l) = rate_limit::compile_rate_limit(name.get_ref(), l, d) {
+                rate_limit_index.insert(name.get_ref().as_str(), rate_limits.len());
+                rate_limits.push(l);
+            }
+        }
+    }
     let known = Known {
         upstreams: raw.upstreams.keys().map(|k| k.get_ref().as_str()).collect(),
         policies: raw.policies.keys().map(|k| k.get_ref().as_str()).collect(),
+        rate_limits: raw
+            .rate_limits
+            .keys()
+            .map(|k| k.get_ref().as_str())
+            .collect(),
         upstream_index,
         policy_index,
+        rate_limit_index,
     };
     let routes = compile_routes(&raw.routes, &known, d);
     warn_unused(&raw, d);
@@ -94,6 +111,7 @@ pub(super) fn compile(
         log: log?,
         upstreams,
         policies,
+        rate_limits,
         routes: routes?,
     })
 }

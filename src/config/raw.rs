@@ -58,6 +58,11 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, RawPolicy>", extend("default" = {}))]
     pub policies: BTreeMap<Spanned<String>, Entry<RawPolicy>>,
+    /// `[rate_limits.NAME]`: GCRA rate limits per client, origin or forwarded address, by name
+    /// (routes refer to them). Limits are per corsgate process.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RawRateLimit>", extend("default" = {}))]
+    pub rate_limits: BTreeMap<Spanned<String>, Entry<RawRateLimit>>,
     /// `[[routes]]`: which upstream and policy serve a request. The most specific route wins: a
     /// matching host beats none, then the longest path_prefix. No routes: every request gets 404.
     #[serde(default)]
@@ -264,4 +269,34 @@ pub(crate) struct RawRoute {
     /// The name of a `[policies.NAME]` table.
     #[schemars(with = "String")]
     pub policy: Spanned<String>,
+    /// The name of a `[rate_limits.NAME]` table; omitted = no rate limit.
+    #[schemars(with = "Option<String>")]
+    pub rate_limit: Option<Spanned<String>>,
+}
+
+/// `[rate_limits.NAME]`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimit {
+    /// Sustained requests per second per key (GCRA); fractions allowed (0.5 = one every 2 s).
+    #[schemars(with = "f64", extend("exclusiveMinimum" = 0, "maximum" = 1000000000))]
+    pub requests_per_second: Spanned<f64>,
+    /// Requests let through at once before the sustained rate applies.
+    #[schemars(with = "i64", range(min = 1, max = 4294967295i64))]
+    pub burst: Spanned<i64>,
+    /// What a bucket is per: "client" (the TCP peer's IP address), "origin" (the Origin header;
+    /// requests without one share a bucket), "forwarded" (the client address in X-Forwarded-For).
+    #[schemars(
+        with = "Option<String>",
+        extend("enum" = ["client", "origin", "forwarded"], "default" = "client")
+    )]
+    pub key: Option<Spanned<String>>,
+    /// key = "forwarded": the proxies in front that append to X-Forwarded-For; the address this
+    /// many entries from the right is used.
+    #[schemars(with = "Option<i64>", range(min = 1), extend("default" = 1))]
+    pub trusted_hops: Option<Spanned<i64>>,
+    /// Distinct keys held at most (memory bound); idle keys are evicted first, and keys beyond the
+    /// bound share one overflow bucket until room frees.
+    #[schemars(with = "Option<i64>", range(min = 1), extend("default" = 100000))]
+    pub max_keys: Option<Spanned<i64>>,
 }

@@ -89,11 +89,14 @@ pub enum Outcome {
     /// Refused before evaluation, as no valid request for a route (CONNECT, a target that is not a
     /// path, no or several or an invalid `Host`): 400 or 405.
     Rejected,
+    /// Over the route's rate limit: 429 from the proxy, never forwarded. Decided from run-time
+    /// state (the limit's buckets), never by the pure policy engine.
+    RateLimited,
 }
 
 impl Outcome {
     /// Every outcome, in discriminant order.
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::NotCors,
         Outcome::SameOrigin,
         Outcome::PreflightAllowed,
@@ -102,6 +105,7 @@ impl Outcome {
         Outcome::Denied,
         Outcome::NoRoute,
         Outcome::Rejected,
+        Outcome::RateLimited,
     ];
 
     /// The label value.
@@ -115,6 +119,7 @@ impl Outcome {
             Outcome::Denied => "denied",
             Outcome::NoRoute => "no-route",
             Outcome::Rejected => "rejected",
+            Outcome::RateLimited => "rate-limited",
         }
     }
 

@@ -18,6 +18,57 @@ pub(crate) fn write_cors_headers(plan: Plan, decision: &Decision<'_>, headers: &
     }
 }
 
+/// The CORS headers of a local answer that refuses a request for a reason outside CORS (the 429 of
+/// a rate limit), written into `headers`. The decision's own headers (for an allowed preflight, its
+/// preflight headers) whatever the enforcement mode, so a page on an allowed origin can read the
+/// status instead of seeing a CORS error; a denied origin gets none, only `Vary: Origin`, as on a
+/// 403.
+///
+/// `Retry-After` is not a CORS-safelisted response header (Fetch, "CORS-safelisted response-header
+/// name"), so it is added to `Access-Control-Expose-Headers` wherever `Access-Control-Allow-Origin`
+/// is written: the page can read when to retry, not only that it must.
+pub(crate) fn write_refusal_headers(decision: &Decision<'_>, headers: &mut HeaderMap) {
+    match decision {
+        Decision::Denied(_) | Decision::PreflightDenied(_) => deny_headers(headers),
+        Decision::NotCors { .. }
+        | Decision::SameOrigin { .. }
+        | Decision::PreflightAllowed { .. }
+        | Decision::Allowed { .. } => {
+            decision.apply(headers);
+            if headers.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN) {
+                expose_retry_after(headers);
+            }
+        }
+    }
+}
+
+/// Add `Retry-After` to `Access-Control-Expose-Headers`, unless the list already covers it (`*`
+/// covers it without credentials; with credentials `*` is a literal name, so it is added).
+fn expose_retry_after(headers: &mut HeaderMap) {
+    static RETRY_AFTER: HeaderValue = HeaderValue::from_static("Retry-After");
+    let name = http::header::ACCESS_CONTROL_EXPOSE_HEADERS;
+    let credentials = headers.contains_key(http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    let merged = match headers.get(&name).map(|v| v.to_str()) {
+        None => RETRY_AFTER.clone(),
+        Some(Ok(list)) => {
+            let covered = list
+                .split(',')
+                .map(str::trim)
+                .any(|t| t.eq_ignore_ascii_case("retry-after") || (t == "*" && !credentials));
+            if covered {
+                return;
+            }
+            match HeaderValue::from_str(&format!("{list}, Retry-After")) {
+                Ok(v) => v,
+                Err(_) => return,
+            }
+        }
+        // Precomputed by the policy compiler, always visible ASCII; left alone if it were not.
+        Some(Err(_)) => return,
+    };
+    headers.insert(name, merged);
+}
+
 static VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
 /// What `CorsHeaders::write` echoes for a policy whose `Access-Control-Allow-Origin` is `*` (it
 /// writes `*` and reads no origin).
@@ -196,6 +247,38 @@ mod tests {
             .iter()
             .map(|v| v.to_str().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn retry_after_is_exposed_unless_the_list_already_covers_it() {
+        use http::header::{ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_EXPOSE_HEADERS};
+        let exposed = |list: Option<&'static str>, credentials: bool| {
+            let mut h = HeaderMap::new();
+            if let Some(l) = list {
+                h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(l));
+            }
+            if credentials {
+                h.insert(
+                    ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+            }
+            expose_retry_after(&mut h);
+            h.get(ACCESS_CONTROL_EXPOSE_HEADERS)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(exposed(None, false).as_deref(), Some("Retry-After"));
+        assert_eq!(
+            exposed(Some("x-id"), false).as_deref(),
+            Some("x-id, Retry-After")
+        );
+        assert_eq!(
+            exposed(Some("retry-after"), false).as_deref(),
+            Some("retry-after")
+        );
+        assert_eq!(exposed(Some("*"), false).as_deref(), Some("*"));
+        // With credentials `*` is a header literally named "*".
+        assert_eq!(exposed(Some("*"), true).as_deref(), Some("*, Retry-After"));
     }
 
     #[test]

@@ -48,9 +48,18 @@ impl<'a> Record<'a> {
             path: self.parts.uri.path(),
             origin,
             outcome: eval.outcome(),
-            denial: routed
-                .and_then(|r| r.decision.denial())
-                .map(|d| (d.reason, d.detail)),
+            // A rate-limited request was refused before the policy's answer applied: it is logged
+            // and counted as rate-limited only, never also as a denial.
+            denial: match eval {
+                Evaluation::RateLimited(..) => None,
+                _ => routed
+                    .and_then(|r| r.decision.denial())
+                    .map(|d| (d.reason, d.detail)),
+            },
+            rate_limit: match eval {
+                Evaluation::RateLimited(r, _) => r.rate_limit.map(|l| l.name.as_str()),
+                _ => None,
+            },
             enforcement: routed.map(|r| r.policy.enforcement().as_str()),
             status: res.status().as_u16(),
             upstream_latency: self.upstream_latency,

@@ -1,11 +1,12 @@
-//! Responses the proxy builds itself: the preflight answer, 403 denials, 404 no route, 400/431 for
-//! hostile requests, 502/504 for upstream faults. Bodies are short static text.
+//! Responses the proxy builds itself: the preflight answer, 403 denials, 429 over a rate limit, 404
+//! no route, 400/431 for hostile requests, 502/504 for upstream faults. Bodies are short static text.
 
-use http::header::{HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 
 use super::body::ProxyBody;
-use crate::policy::DenialReason;
+use crate::policy::{write_refusal_headers, Decision, DenialReason};
+use crate::snapshot::RateLimited;
 use crate::target::Rejection;
 
 static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -46,6 +47,16 @@ fn denial_body(reason: DenialReason) -> &'static str {
             "forbidden by cross-site protection (Sec-Fetch-Site): cross_site_request\n"
         }
     }
+}
+
+/// 429 over a rate limit, with `Retry-After` (RFC 9110 §10.2.3, whole seconds) and, for an allowed
+/// origin, the policy's CORS headers so the page can read it.
+pub(crate) fn rate_limited(decision: &Decision<'_>, limited: RateLimited) -> Response<ProxyBody> {
+    let mut res = text(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(limited.retry_after_secs));
+    write_refusal_headers(decision, res.headers_mut());
+    res
 }
 
 /// The answer to a request refused before evaluation.

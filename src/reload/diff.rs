@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::policy::{Policy, PolicySpec};
 use crate::routes::Route;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{RateLimitSettings, Snapshot};
 
 /// Added, removed and changed names per kind, plus origin patterns added and removed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub struct Changes {
     pub upstreams: (Vec<String>, Vec<String>, Vec<String>),
     /// Policy names.
     pub policies: (Vec<String>, Vec<String>, Vec<String>),
+    /// Rate limit names; a changed limit starts with fresh buckets, an unchanged one keeps them.
+    pub rate_limits: (Vec<String>, Vec<String>, Vec<String>),
     /// Origin patterns, as `policy:pattern`, added.
     pub origins_added: Vec<String>,
     /// Origin patterns, as `policy:pattern`, removed.
@@ -37,11 +39,15 @@ impl Changes {
                 own_origins,
                 upstream,
                 policy,
+                rate_limit,
             } = r;
             format!(
-                "{host:?}|{path_prefix}|{strip_prefix}|{own_origins:?}|{}|{}",
+                "{host:?}|{path_prefix}|{strip_prefix}|{own_origins:?}|{}|{}|{:?}",
                 s.upstreams[*upstream].name,
-                s.policies[*policy].name()
+                s.policies[*policy].name(),
+                rate_limit
+                    .and_then(|i| s.rate_limits.get(i))
+                    .map(|l| &l.name)
             )
         };
         let routes = |s: &Snapshot| -> BTreeMap<String, String> {
@@ -62,6 +68,12 @@ impl Changes {
                 .map(|p| (p.name().to_owned(), fingerprint(p)))
                 .collect()
         };
+        let rate_limits = |s: &Snapshot| -> BTreeMap<String, String> {
+            s.rate_limits
+                .iter()
+                .map(|l| (l.name.clone(), limit_key(l)))
+                .collect()
+        };
         let origins = |s: &Snapshot| -> BTreeSet<String> {
             s.policies
                 .iter()
@@ -78,6 +90,7 @@ impl Changes {
             routes: compare(&routes(old), &routes(new)),
             upstreams: compare(&upstreams(old), &upstreams(new)),
             policies: compare(&policies(old), &policies(new)),
+            rate_limits: compare(&rate_limits(old), &rate_limits(new)),
             origins_added: new_o.difference(&old_o).cloned().collect(),
             origins_removed: old_o.difference(&new_o).cloned().collect(),
         }
@@ -122,6 +135,20 @@ fn fingerprint(p: &Policy) -> String {
     )
 }
 
+/// A rate limit's settings as one comparable string. Destructured without `..`, so a new key is a
+/// compile error here until the diff compares it. (Whether the buckets survive is decided by
+/// `Live::build` comparing the settings themselves.)
+fn limit_key(l: &RateLimitSettings) -> String {
+    let RateLimitSettings {
+        name: _,
+        requests_per_second,
+        burst,
+        key,
+        max_keys,
+    } = l;
+    format!("{requests_per_second}|{burst}|{key:?}|{max_keys}")
+}
+
 fn compare(
     old: &BTreeMap<String, String>,
     new: &BTreeMap<String, String>,
@@ -154,6 +181,7 @@ impl fmt::Display for Changes {
             ("routes", &self.routes),
             ("upstreams", &self.upstreams),
             ("policies", &self.policies),
+            ("rate limits", &self.rate_limits),
         ] {
             for (verb, list) in [("added", a), ("removed", r), ("changed", c)] {
                 if !list.is_empty() {

@@ -34,6 +34,7 @@ pub(crate) fn access(names: Names<'_>, rec: &AccessRecord<'_>) {
         decision = rec.outcome.as_str(),
         reason = rec.denial.map(|(r, _)| r.as_str()),
         denied_value = rec.denial.map(|(_, v)| clip(v)),
+        rate_limit = rec.rate_limit,
         enforcement = rec.enforcement,
         status = rec.status,
         upstream = names.upstream,

@@ -63,6 +63,7 @@ pub(crate) struct Metrics {
     upstream_errors: Family<UpstreamKind, Counter>,
     mismatches: Family<RouteLabel, Counter>,
     cross_site_reports: Family<RouteLabel, Counter>,
+    rate_limited: Family<RouteLabel, Counter>,
     duration: HistogramFamily,
     reloads: [Counter; 2],
     pub(crate) active_connections: Gauge,
@@ -78,6 +79,8 @@ pub(crate) struct RouteSeries {
     pub(crate) mismatch: Counter,
     /// `fetch_metadata = "report"`: cross-site requests that enforce would refuse.
     pub(crate) cross_site_report: Counter,
+    /// Requests refused with 429 by the route's rate limit.
+    pub(crate) rate_limited: Counter,
     pub(crate) duration: AtomicHistogram,
 }
 
@@ -94,6 +97,7 @@ impl Metrics {
         let upstream_errors = Family::<UpstreamKind, Counter>::default();
         let mismatches = Family::<RouteLabel, Counter>::default();
         let cross_site_reports = Family::<RouteLabel, Counter>::default();
+        let rate_limited = Family::<RouteLabel, Counter>::default();
         let duration: HistogramFamily = Family::new_with_constructor(new_histogram);
         let reload_family = Family::<ResultLabel, Counter>::default();
         let active_connections = Gauge::default();
@@ -124,6 +128,11 @@ impl Metrics {
             cross_site_reports.clone(),
         );
         registry.register(
+            "corsgate_rate_limited",
+            "Requests refused with 429 by the route's rate limit, by route",
+            rate_limited.clone(),
+        );
+        registry.register(
             "corsgate_request_duration_seconds",
             "Time from request head to response head in the proxy, by route",
             duration.clone(),
@@ -148,6 +157,7 @@ impl Metrics {
             upstream_errors,
             mismatches,
             cross_site_reports,
+            rate_limited,
             duration,
             reloads,
             active_connections,
@@ -189,6 +199,12 @@ impl Metrics {
                     route: route.clone(),
                 })
                 .clone(),
+            rate_limited: self
+                .rate_limited
+                .get_or_create(&RouteLabel {
+                    route: route.clone(),
+                })
+                .clone(),
             duration: self.duration.get_or_create(&RouteLabel { route }).clone(),
         }
     }
@@ -213,6 +229,7 @@ impl Metrics {
             denials: Default::default(),
             mismatch: Counter::default(),
             cross_site_report: Counter::default(),
+            rate_limited: Counter::default(),
             duration: self.duration.get_or_create(&RouteLabel { route }).clone(),
         }
     }

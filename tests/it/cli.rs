@@ -95,6 +95,7 @@ fn the_example_config_and_good_fixtures_pass_with_located_warnings() {
         "warnings.toml:9:45: warning: \"Sec-Fetch-Mode\" in allowed_headers has no effect",
         "warnings.toml:10:35: warning: \"Set-Cookie\" in expose_headers has no effect: browsers never expose Set-Cookie",
         "warnings.toml:10:49: warning: \"authorization\" in expose_headers has no effect: it is a request header",
+        "warnings.toml:27:1: warning: rate limit \"unused\" is not used by any route",
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
     }

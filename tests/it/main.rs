@@ -13,6 +13,8 @@
 //! - `proxy_forwarding`: header rewrite, routing to upstreams, streamed bodies, h2c, WebSocket.
 //! - `proxy_faults`: 502/504, resets, malformed and slow clients, connection limits, drains.
 //! - `proxy_process`: the real binary: signals, multiple listeners, flat memory while streaming.
+//! - `rate_limit`: `[rate_limits]`: 429s a page can read, the three keys, metrics and logs, buckets
+//!   kept across a reload of the real binary, `explain`.
 //! - `reload`: SIGHUP and watch-mode reloads under load.
 //! - `tls`: TLS listener with h2 by ALPN, https upstreams, certificate rotation.
 //! - `observability`: access and denial logs, metrics and the admin listener, through the proxy.
@@ -32,5 +34,6 @@ mod proxy;
 mod proxy_faults;
 mod proxy_forwarding;
 mod proxy_process;
+mod rate_limit;
 mod reload;
 mod tls;

@@ -542,6 +542,7 @@ async fn metric_names_and_labels_match_the_spec_exactly() {
             "corsgate_cross_site_reports_total".to_owned(),
             k(&["route"]),
         ),
+        ("corsgate_rate_limited_total".to_owned(), k(&["route"])),
         (
             "corsgate_request_duration_seconds_bucket".to_owned(),
             k(&["le", "route"]),
@@ -564,6 +565,7 @@ async fn metric_names_and_labels_match_the_spec_exactly() {
         ("corsgate_upstream_errors", "counter"),
         ("corsgate_cors_upstream_mismatch", "counter"),
         ("corsgate_cross_site_reports", "counter"),
+        ("corsgate_rate_limited", "counter"),
         ("corsgate_request_duration_seconds", "histogram"),
         ("corsgate_config_reloads", "counter"),
         ("corsgate_active_connections", "gauge"),

@@ -1,5 +1,6 @@
-//! `[[routes]]`: references to upstreams and policies resolved by name, host patterns, path
-//! prefixes, unique names; and the warnings for upstreams and policies no route uses.
+//! `[[routes]]`: references to upstreams, policies and rate limits resolved by name, host patterns,
+//! path prefixes, unique names; and the warnings for upstreams, policies and rate limits no route
+//! uses.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -14,8 +15,10 @@ use crate::routes::{HostPattern, Route, RouteTable};
 pub(super) struct Known<'r> {
     pub(super) upstreams: Vec<&'r str>,
     pub(super) policies: Vec<&'r str>,
+    pub(super) rate_limits: Vec<&'r str>,
     pub(super) upstream_index: HashMap<&'r str, usize>,
     pub(super) policy_index: HashMap<&'r str, usize>,
+    pub(super) rate_limit_index: HashMap<&'r str, usize>,
 }
 
 fn reference(
@@ -65,6 +68,15 @@ pub(super) fn compile_routes(
             d,
         );
         let policy = reference(&r.policy, "policy", &known.policies, &known.policy_index, d);
+        let rate_limit = r.rate_limit.as_ref().map(|l| {
+            reference(
+                l,
+                "rate limit",
+                &known.rate_limits,
+                &known.rate_limit_index,
+                d,
+            )
+        });
         let host = r.host.as_ref().and_then(|h| host_pattern(h, d));
         let prefix = match &r.path_prefix {
             None => "/".to_owned(),
@@ -123,6 +135,15 @@ pub(super) fn compile_routes(
             ok = false;
             continue;
         };
+        // A rate limit that is defined but failed to compile has its own errors in `d`.
+        let rate_limit = match rate_limit {
+            None => None,
+            Some(None) => {
+                ok = false;
+                continue;
+            }
+            Some(Some(i)) => Some(i),
+        };
         let route = Route {
             index: 0,
             name,
@@ -132,6 +153,7 @@ pub(super) fn compile_routes(
             own_origins,
             upstream,
             policy,
+            rate_limit,
         };
         if let Err(dup) = table.insert(route) {
             ok = false;
@@ -189,6 +211,18 @@ pub(super) fn warn_unused(raw: &RawConfig, d: &mut Diagnostics<'_>) {
             d.warn(
                 e.span(),
                 format!("policy {:?} is not used by any route", name.get_ref()),
+            );
+        }
+    }
+    for (name, e) in &raw.rate_limits {
+        let by_route = raw.routes.iter().any(|e| {
+            matches!(e.get_ref(), Lenient::Ok(r)
+                if r.rate_limit.as_ref().is_some_and(|l| l.get_ref() == name.get_ref()))
+        });
+        if !by_route {
+            d.warn(
+                e.span(),
+                format!("rate limit {:?} is not used by any route", name.get_ref()),
             );
         }
     }
