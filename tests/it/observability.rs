@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use corsgate::{Clock, Observer};
@@ -16,7 +16,7 @@ use corsgate::{LogFormat, LogSettings};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{self, Gate, Upstream, PATIENCE};
+use crate::support::{self, capture, Gate, Upstream, PATIENCE};
 
 // === fixtures ===
 
@@ -113,43 +113,6 @@ impl Clock for HandClock {
 }
 
 // === capture ===
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-    /// Every line, parsed: a line that is not one JSON object fails the test.
-    fn json(&self) -> Vec<Value> {
-        self.text()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
-    }
-}
-
-/// Capture this thread's log lines with the proxy's own subscriber, configured by the gate's
-/// `[log]`, for as long as the guard lives.
-fn capture(gate: &Gate) -> (Capture, tracing::dispatcher::DefaultGuard) {
-    let settings = gate.gateway.snapshot().log.clone();
-    let cap = Capture::default();
-    let writer = cap.clone();
-    let dispatch = corsgate::testing::dispatch(&settings, None, false, move || writer.clone())
-        .expect("valid filter");
-    (cap, tracing::dispatcher::set_default(&dispatch))
-}
 
 fn with_target<'a>(lines: &'a [Value], target: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["target"] == target).collect()

@@ -7,11 +7,10 @@
 //! runs: the tests never sleep and never depend on the machine's speed.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::support::{self, Gate, Logged, Upstream};
+use crate::support::{self, capture, Gate, Logged, Upstream};
 
 const APP: &str = "https://app.example";
 const EVIL: &str = "https://evil.example";
@@ -186,31 +185,13 @@ async fn forwarded_keys_take_the_trusted_hop_so_spoofed_left_entries_do_not_evad
     assert_eq!(status(gate.addr, &[]).await, 429);
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// On the current-thread runtime (the default), the proxy's tasks run on this thread, so the
 /// thread-local subscriber sees their access lines.
 #[tokio::test]
 async fn limited_requests_are_counted_as_rate_limited_and_logged_with_the_limit_name() {
     let up = Upstream::start().await;
     let gate = Gate::start(&config(&up, "requests_per_second = 0.01\nburst = 1", "")).await;
-    let cap = Capture::default();
-    let writer = cap.clone();
-    let settings = gate.gateway.snapshot().log.clone();
-    let dispatch =
-        corsgate::testing::dispatch(&settings, None, false, move || writer.clone()).unwrap();
-    let guard = tracing::dispatcher::set_default(&dispatch);
+    let (cap, guard) = capture(&gate);
     assert_eq!(status(gate.addr, &[("origin", APP)]).await, 200);
     assert_eq!(status(gate.addr, &[("origin", APP)]).await, 429);
     assert_eq!(status(gate.addr, &[("origin", EVIL)]).await, 429);
@@ -236,7 +217,7 @@ async fn limited_requests_are_counted_as_rate_limited_and_logged_with_the_limit_
         Some(0.0)
     );
 
-    let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    let text = cap.text();
     let access: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())

@@ -25,11 +25,13 @@
 
 mod binary;
 mod bodies;
+mod capture;
 mod logged;
 mod upstream;
 
 pub use binary::Binary;
 pub use bodies::{drain, generated_upload, pattern_sum};
+pub use capture::capture;
 pub use logged::Logged;
 pub use upstream::Upstream;
 
