@@ -165,33 +165,50 @@ pub(crate) fn merge_vary(headers: &mut HeaderMap, ours: &HeaderValue) {
         headers.insert(vary, ours.clone());
         return;
     }
-    let present: Vec<&[u8]> = headers
+    // The token lists are walked again rather than collected: they are a handful of short tokens,
+    // and the usual outcome (every token of ours already there) then allocates nothing.
+    let has = |headers: &HeaderMap, t: &[u8]| {
+        headers
+            .get_all(http::header::VARY)
+            .iter()
+            .flat_map(|v| tokens(v.as_bytes()))
+            .any(|p| p.eq_ignore_ascii_case(t))
+    };
+    if has(headers, b"*") {
+        return;
+    }
+    if tokens(ours.as_bytes()).all(|t| has(headers, t)) {
+        return;
+    }
+    let mut merged = Vec::with_capacity(64);
+    for t in headers
         .get_all(&vary)
         .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-        .collect();
-    if present.iter().any(|t| *t == b"*") {
-        return;
-    }
-    let missing: Vec<&[u8]> = ours
-        .as_bytes()
-        .split(|b| *b == b',')
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty() && !present.iter().any(|p| p.eq_ignore_ascii_case(t)))
-        .collect();
-    if missing.is_empty() {
-        return;
-    }
-    let mut merged = present.join(&b", "[..]);
-    for t in missing {
-        merged.extend_from_slice(b", ");
+        .flat_map(|v| tokens(v.as_bytes()))
+    {
+        if !merged.is_empty() {
+            merged.extend_from_slice(b", ");
+        }
         merged.extend_from_slice(t);
     }
-    if let Ok(v) = HeaderValue::from_bytes(&merged) {
+    for t in tokens(ours.as_bytes()) {
+        if !has(headers, t) {
+            if !merged.is_empty() {
+                merged.extend_from_slice(b", ");
+            }
+            merged.extend_from_slice(t);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(merged)) {
         headers.insert(vary, v);
     }
+}
+
+/// The non-empty, trimmed tokens of a comma-separated list.
+fn tokens(list: &[u8]) -> impl Iterator<Item = &[u8]> {
+    list.split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
 }
 
 /// Remove every `Access-Control-*` header (the upstream's), before the policy's are written.

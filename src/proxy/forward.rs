@@ -6,13 +6,13 @@ use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
-use super::headers::{request_headers, set_forwarded};
+use super::headers::{host_value, request_headers, set_forwarded};
 use crate::live::LiveUpstream;
 use crate::observe::UpstreamErrorKind;
 use crate::policy::Scheme;
@@ -109,7 +109,9 @@ fn upstream_request(
     let join_cookies = parts.version == Version::HTTP_2;
     let mut headers = request_headers(&parts.headers, hop.upgrade, join_cookies);
     let host = match hop.host {
-        Some(h) if up.preserve_host => HeaderValue::from_str(h).unwrap_or(live.host.clone()),
+        Some(h) if up.preserve_host => {
+            host_value(&parts.headers, h).unwrap_or_else(|| live.host.clone())
+        }
         _ => live.host.clone(),
     };
     headers.insert(HOST, host);

@@ -177,19 +177,28 @@ pub(crate) fn set_forwarded(
         xff.extend_from_slice(v.as_bytes());
         xff.extend_from_slice(b", ");
     }
-    // Formatted straight into the header's buffer: no String of its own per request.
+    // Formatted straight into the header's buffer, which becomes the value without a copy.
     let _ = std::io::Write::write_fmt(&mut xff, format_args!("{peer}"));
-    if let Ok(v) = HeaderValue::from_bytes(&xff) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         dst.insert(&X_FORWARDED_FOR, v);
     }
     dst.insert(
         &X_FORWARDED_PROTO,
         HeaderValue::from_static(scheme.as_str()),
     );
-    match host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    match host.and_then(|h| host_value(src, h)) {
         Some(v) => dst.insert(&X_FORWARDED_HOST, v),
         None => dst.remove(&X_FORWARDED_HOST),
     };
+}
+
+/// `host` as a header value: the request's own `Host` value when that is what `host` came from (a
+/// reference count, no copy), else a copy.
+pub(crate) fn host_value(src: &HeaderMap, host: &str) -> Option<HeaderValue> {
+    match src.get(HOST) {
+        Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
+        _ => HeaderValue::from_str(host).ok(),
+    }
 }
 
 #[cfg(test)]
