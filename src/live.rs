@@ -62,8 +62,6 @@ pub struct Live {
 pub(crate) struct LiveRoute {
     pub(crate) upstream: Arc<LiveUpstream>,
     pub(crate) metrics: RouteMetrics,
-    /// The route's `rate_limit`, if it has one.
-    pub(crate) limit: Option<Arc<RateLimit>>,
 }
 
 /// One upstream at run time: its config, its connection pool, the values precomputed for forwarding
@@ -113,15 +111,7 @@ impl Live {
             .zip(handles.routes)
             .filter_map(|(r, metrics)| {
                 let upstream = Arc::clone(upstreams.get(r.upstream)?);
-                let limit = match r.rate_limit {
-                    None => None,
-                    Some(i) => Some(Arc::clone(limits.get(i)?)),
-                };
-                Some(LiveRoute {
-                    upstream,
-                    metrics,
-                    limit,
-                })
+                Some(LiveRoute { upstream, metrics })
             })
             .collect();
         Ok(Live {
@@ -156,7 +146,7 @@ impl Live {
         let Evaluation::Routed(routed) = eval else {
             return eval;
         };
-        let Some(limit) = self.route(routed.route).and_then(|r| r.limit.as_deref()) else {
+        let Some(limit) = routed.route.rate_limit.and_then(|i| self.limits.get(i)) else {
             return Evaluation::Routed(routed);
         };
         match limit.check(&limit.key(headers, peer)) {

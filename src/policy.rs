@@ -210,21 +210,17 @@ impl Policy {
         if spec.allow_private_network {
             preflight_vary.push_str(", Access-Control-Request-Private-Network");
         }
-        let actual = CorsHeaders {
-            allow_origin,
-            fixed: actual,
-            vary: vary_origin,
-        };
+        let actual = CorsHeaders::new(allow_origin, actual, vary_origin);
         let non_cors = match allow_origin {
             AllowOrigin::Any => NonCorsHeaders::Always(actual.clone()),
             AllowOrigin::Echo => NonCorsHeaders::VaryOrigin,
         };
         Policy {
-            preflight: CorsHeaders {
+            preflight: CorsHeaders::new(
                 allow_origin,
-                fixed: preflight,
-                vary: HeaderValue::from_str(&preflight_vary).ok(),
-            },
+                preflight,
+                HeaderValue::from_str(&preflight_vary).ok(),
+            ),
             actual,
             non_cors,
             cross_site: match (spec.fetch_metadata, spec.enforcement) {

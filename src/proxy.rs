@@ -11,6 +11,7 @@ mod respond;
 mod upgrade;
 
 pub(crate) use body::ProxyBody;
+pub(crate) use headers::X_FORWARDED_FOR;
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -141,12 +142,7 @@ impl Proxy {
                         // keeps it that way should that ever break.
                         None => respond::bad_gateway(),
                         Some(live_route) => {
-                            if routed.cross_site_report {
-                                let site = parts
-                                    .headers
-                                    .get(&crate::policy::SEC_FETCH_SITE)
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or("");
+                            if let Some(site) = routed.cross_site_report {
                                 observer.cross_site_report(&live_route.metrics, site);
                             }
                             let fwd = Forwarding {

@@ -23,14 +23,14 @@ use governor::middleware::NoOpMiddleware;
 use governor::{Quota, RateLimiter};
 use http::header::{HeaderMap, ORIGIN};
 
-pub(crate) use forwarded::client_address;
+use forwarded::client_address;
 use store::BoundedStore;
 
 use crate::snapshot::{RateLimitKey, RateLimitSettings};
 
 /// How often idle keys are evicted. Between sweeps a full store puts new keys into its shared
 /// overflow bucket, so this bounds how long a newcomer can be stuck there after a flood.
-pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(1);
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// What a request's bucket is chosen by. `Copy` and allocation-free: an address, or a keyed 64-bit
 /// hash of the `Origin` bytes.

@@ -337,12 +337,7 @@ pub(crate) fn reason(eval: &Evaluation<'_>, view: &RequestView<'_>) -> String {
         ),
         Decision::PreflightDenied(d) | Decision::Denied(d) => format!("{}: {}", d.reason, d.detail),
     };
-    if routed.cross_site_report {
-        let site = view
-            .headers
-            .get(&SEC_FETCH_SITE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+    if let Some(site) = routed.cross_site_report {
         let _ = write!(
             s,
             "; reported as a cross-site request (Sec-Fetch-Site {site}, fetch_metadata report)"

@@ -69,8 +69,9 @@ pub struct Routed<'a> {
     /// What the policy decided.
     pub decision: Decision<'a>,
     /// The request fails the policy's Fetch Metadata rules and is only reported (`fetch_metadata
-    /// = "report"`, or `"enforce"` under `enforcement = "report-only"`), not refused.
-    pub cross_site_report: bool,
+    /// = "report"`, or `"enforce"` under `enforcement = "report-only"`), not refused: its
+    /// `Sec-Fetch-Site` value.
+    pub cross_site_report: Option<&'a str>,
     /// The route's `rate_limit` settings (its buckets are run-time state, checked by the proxy).
     pub rate_limit: Option<&'a RateLimitSettings>,
 }

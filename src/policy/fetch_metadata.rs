@@ -69,9 +69,19 @@ pub(crate) fn fetch_metadata_allows(policy: &Policy, req: &RequestView<'_>) -> b
         && dest == Some(b"document")
 }
 
-/// Whether the request is one to report (log and count in `corsgate_cross_site_reports_total`)
-/// rather than refuse: it fails the Fetch Metadata rules under `fetch_metadata = "report"`, or
-/// under `"enforce"` with `enforcement = "report-only"` (which never refuses).
-pub(crate) fn cross_site_report(policy: &Policy, req: &RequestView<'_>) -> bool {
-    policy.cross_site == FetchMetadata::Report && !fetch_metadata_allows(policy, req)
+/// The request's `Sec-Fetch-Site` when it is one to report (log and count in
+/// `corsgate_cross_site_reports_total`) rather than refuse: it fails the Fetch Metadata rules under
+/// `fetch_metadata = "report"`, or under `"enforce"` with `enforcement = "report-only"` (which
+/// never refuses). Carried in the evaluation, so that the proxy and `explain` name the value
+/// without looking it up again.
+pub(crate) fn cross_site_report<'a>(policy: &Policy, req: &RequestView<'a>) -> Option<&'a str> {
+    if policy.cross_site != FetchMetadata::Report || fetch_metadata_allows(policy, req) {
+        return None;
+    }
+    Some(
+        req.headers
+            .get(&SEC_FETCH_SITE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    )
 }

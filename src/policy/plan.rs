@@ -26,7 +26,8 @@ pub enum Cors {
     Replace,
     /// headers-only denial: drop every upstream `Access-Control-*` so the browser blocks the read.
     Strip,
-    /// Not CORS, or same-origin: the response is the upstream's; only `Vary: Origin` is merged.
+    /// Not CORS, or same-origin: treated like `Replace` (corsgate owns `Access-Control-*` on every
+    /// routed response), kept as its own case for what `explain` and the tests name.
     Keep,
     /// report-only: nothing is touched; the upstream's own CORS answer is compared with ours.
     Report,

@@ -35,11 +35,37 @@ pub(crate) fn write_refusal_headers(decision: &Decision<'_>, headers: &mut Heade
         | Decision::PreflightAllowed { .. }
         | Decision::Allowed { .. } => {
             decision.apply(headers);
-            if headers.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN) {
-                expose_retry_after(headers);
+            // Precomputed with the policy: the decisions that write Access-Control-Allow-Origin.
+            let written = match *decision {
+                Decision::NotCors { headers: own } | Decision::SameOrigin { headers: own } => {
+                    match own {
+                        NonCorsHeaders::Always(always) => Some(always),
+                        NonCorsHeaders::VaryOrigin => None,
+                    }
+                }
+                Decision::PreflightAllowed { response, .. }
+                | Decision::Allowed { response, .. } => Some(response),
+                Decision::Denied(_) | Decision::PreflightDenied(_) => None,
+            };
+            if let Some(list) = written.and_then(|c| c.refusal_expose.as_ref()) {
+                headers.insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, list.clone());
             }
         }
     }
+}
+
+/// The `Access-Control-Expose-Headers` a refusal carries in place of `fixed`'s, or `None` when
+/// `fixed`'s list already covers `Retry-After`. Worked out once, when the policy is compiled.
+fn refusal_expose(fixed: &[(HeaderName, HeaderValue)]) -> Option<HeaderValue> {
+    let name = http::header::ACCESS_CONTROL_EXPOSE_HEADERS;
+    let mut h = HeaderMap::new();
+    for (n, v) in fixed {
+        h.insert(n.clone(), v.clone());
+    }
+    let before = h.get(&name).cloned();
+    expose_retry_after(&mut h);
+    h.remove(&name)
+        .filter(|after| Some(after) != before.as_ref())
 }
 
 /// Add `Retry-After` to `Access-Control-Expose-Headers`, unless the list already covers it (`*`
@@ -138,9 +164,26 @@ pub struct CorsHeaders {
     pub fixed: Vec<(HeaderName, HeaderValue)>,
     /// The `Vary` tokens this response must carry.
     pub vary: Option<HeaderValue>,
+    /// What a refusal (a 429) writes as `Access-Control-Expose-Headers` so the page can read
+    /// `Retry-After`; `None` when `fixed` already exposes it.
+    refusal_expose: Option<HeaderValue>,
 }
 
 impl CorsHeaders {
+    /// The headers of one kind of answer: `fixed` and `vary` as the policy compiler built them.
+    pub(crate) fn new(
+        allow_origin: AllowOrigin,
+        fixed: Vec<(HeaderName, HeaderValue)>,
+        vary: Option<HeaderValue>,
+    ) -> CorsHeaders {
+        CorsHeaders {
+            refusal_expose: refusal_expose(&fixed),
+            allow_origin,
+            fixed,
+            vary,
+        }
+    }
+
     /// Write these headers into `headers`, replacing any that are already there.
     pub fn write(&self, headers: &mut HeaderMap, origin: &HeaderValue) {
         let acao = match self.allow_origin {
@@ -161,43 +204,33 @@ impl CorsHeaders {
 /// keeping `Vary: *` as it is (RFC 9110 §12.5.5: `*` already means "varies on everything").
 pub(crate) fn merge_vary(headers: &mut HeaderMap, ours: &HeaderValue) {
     let vary = http::header::VARY;
-    if !headers.contains_key(&vary) {
-        headers.insert(vary, ours.clone());
-        return;
-    }
-    // The token lists are walked again rather than collected: they are a handful of short tokens,
-    // and the usual outcome (every token of ours already there) then allocates nothing.
-    let has = |headers: &HeaderMap, t: &[u8]| {
-        headers
-            .get_all(http::header::VARY)
+    // One lookup; the token lists are walked again rather than collected: they are a handful of
+    // short tokens, and the usual outcome (no Vary yet, or ours already there) allocates nothing.
+    let present = headers.get_all(&vary);
+    let has = |t: &[u8]| {
+        present
             .iter()
             .flat_map(|v| tokens(v.as_bytes()))
             .any(|p| p.eq_ignore_ascii_case(t))
     };
-    if has(headers, b"*") {
+    if present.iter().next().is_none() {
+        headers.insert(vary, ours.clone());
         return;
     }
-    if tokens(ours.as_bytes()).all(|t| has(headers, t)) {
+    if has(b"*") || tokens(ours.as_bytes()).all(has) {
         return;
     }
     let mut merged = Vec::with_capacity(64);
-    for t in headers
-        .get_all(&vary)
+    let missing = tokens(ours.as_bytes()).filter(|t| !has(t));
+    for t in present
         .iter()
         .flat_map(|v| tokens(v.as_bytes()))
+        .chain(missing)
     {
         if !merged.is_empty() {
             merged.extend_from_slice(b", ");
         }
         merged.extend_from_slice(t);
-    }
-    for t in tokens(ours.as_bytes()) {
-        if !has(headers, t) {
-            if !merged.is_empty() {
-                merged.extend_from_slice(b", ");
-            }
-            merged.extend_from_slice(t);
-        }
     }
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(merged)) {
         headers.insert(vary, v);
@@ -229,7 +262,9 @@ impl Cors {
     /// Apply this treatment to a response's headers.
     pub fn finish(self, decision: &Decision<'_>, headers: &mut HeaderMap) {
         match self {
-            Cors::Replace => {
+            // corsgate owns Access-Control-* on every routed response, CORS or not: an upstream's
+            // own `Access-Control-Allow-Origin: https://evil.example` must never reach a cache.
+            Cors::Replace | Cors::Keep => {
                 strip_cors(headers);
                 decision.apply(headers);
             }
@@ -237,12 +272,6 @@ impl Cors {
                 strip_cors(headers);
                 // Another origin would get a different answer, so caches must key on Origin.
                 merge_vary(headers, &VARY_ORIGIN);
-            }
-            // corsgate owns Access-Control-* on every routed response, CORS or not: an upstream's
-            // own `Access-Control-Allow-Origin: https://evil.example` must never reach a cache.
-            Cors::Keep => {
-                strip_cors(headers);
-                decision.apply(headers);
             }
             Cors::Report => {}
         }

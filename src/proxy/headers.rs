@@ -33,12 +33,6 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name.as_str().starts_with("proxy-")
 }
 
-/// Whether a `Connection` header of `headers` lists `name` (RFC 9110 §7.6.1: "a proxy ... MUST parse
-/// a received Connection header field ... and remove any header field whose name matches").
-fn listed_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
-    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_str().as_bytes()))
-}
-
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(CONNECTION)
@@ -59,12 +53,18 @@ pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
 /// handshake must reach the upstream for the tunnel to open.
 pub(crate) fn request_headers(src: &HeaderMap, upgrade: bool, join_cookies: bool) -> HeaderMap {
     let mut dst = HeaderMap::with_capacity(src.keys_len() + 3);
+    // Names that `Connection` lists are skipped as they are met (RFC 9110 §7.6.1: "a proxy ...
+    // MUST parse a received Connection header field ... and remove any header field whose name
+    // matches"), so the rest keep their order.
     let listed = src.contains_key(CONNECTION);
+    let is_listed =
+        |name: &HeaderName| connection_tokens(src).any(|t| t.eq_ignore_ascii_case(name.as_ref()));
     for (name, value) in src {
-        if is_hop_by_hop(name) || name == HOST || (listed && listed_in_connection(src, name)) {
-            continue;
-        }
-        if join_cookies && name == COOKIE {
+        if is_hop_by_hop(name)
+            || name == HOST
+            || (join_cookies && name == COOKIE)
+            || (listed && is_listed(name))
+        {
             continue;
         }
         dst.append(name.clone(), value.clone());
@@ -142,23 +142,19 @@ pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap, switching: bool
     }
 }
 
-/// Remove the fields that `connection` (the `Connection` values, already out of the map) names.
-/// `keep-alive` and `close` are the usual tokens: the first is removed with the fixed hop-by-hop
-/// names anyway and the second names no field, so neither is turned into a `HeaderName` (which
-/// would allocate, `keep-alive` not being one of http's standard names).
-fn remove_listed(headers: &mut HeaderMap, connection: &[HeaderValue], switching: bool) {
+/// Remove the fields that the `Connection` values `connection` (already taken out of `headers`)
+/// name. With `keep_upgrade` (a 101), `Upgrade` stays: it is the switch itself. Names are looked
+/// up as they are written, which lower-cases them on the stack: a token allocates nothing, whether
+/// it names a field (`x-foo`) or none (`close`).
+fn remove_listed(headers: &mut HeaderMap, connection: &[HeaderValue], keep_upgrade: bool) {
     let tokens = connection
         .iter()
         .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii);
+        .map(<[u8]>::trim_ascii)
+        .filter_map(|t| std::str::from_utf8(t).ok());
     for token in tokens {
-        if token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close") {
-            continue;
-        }
-        if let Ok(name) = HeaderName::from_bytes(token) {
-            if !(switching && name == UPGRADE) {
-                headers.remove(name);
-            }
+        if !(keep_upgrade && token.eq_ignore_ascii_case("upgrade")) {
+            headers.remove(token);
         }
     }
 }

@@ -12,10 +12,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderMap;
 
-/// `X-Forwarded-For`.
-pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+use crate::proxy::X_FORWARDED_FOR;
 
 /// The address `trusted_hops` entries from the right of the request's `X-Forwarded-For`, or `None`
 /// when the list is shorter or that entry is not an IP address (with or without a port): the caller

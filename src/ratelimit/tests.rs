@@ -77,17 +77,17 @@ fn forwarded_keys_fall_back_to_the_peer_when_the_header_is_short_or_unparsable()
     ));
     let mut h = HeaderMap::new();
     h.insert(
-        &forwarded::X_FORWARDED_FOR,
+        &crate::proxy::X_FORWARDED_FOR,
         HeaderValue::from_static("203.0.113.9"),
     );
     assert_eq!(l.key(&h, PEER), Key::Addr(PEER));
     h.insert(
-        &forwarded::X_FORWARDED_FOR,
+        &crate::proxy::X_FORWARDED_FOR,
         HeaderValue::from_static("1.1.1.1, garbage, 10.0.0.1"),
     );
     assert_eq!(l.key(&h, PEER), Key::Addr(PEER));
     h.insert(
-        &forwarded::X_FORWARDED_FOR,
+        &crate::proxy::X_FORWARDED_FOR,
         HeaderValue::from_static("1.1.1.1, 203.0.113.9, 10.0.0.1"),
     );
     assert_eq!(l.key(&h, PEER), Key::Addr("203.0.113.9".parse().unwrap()));

@@ -84,7 +84,7 @@ fn eval_with(
     (
         e.outcome().as_str(),
         routed.decision.denial().map(|d| d.reason),
-        routed.cross_site_report,
+        routed.cross_site_report.is_some(),
     )
 }
 
