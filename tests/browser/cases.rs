@@ -8,7 +8,7 @@ use crate::engine::{assert_blocked, Engine, Page, Stopped};
 use crate::gate::{policy, route, World};
 
 /// Run `probe(url, init)` in `page` and wait until the network log has the whole exchange.
-async fn probe(page: &Page, url: &str, init: &str) -> (Value, usize) {
+pub(crate) async fn probe(page: &Page, url: &str, init: &str) -> (Value, usize) {
     let mark = page.mark();
     let got = page
         .eval(&format!("probe({url:?}, {init})"))
@@ -21,7 +21,7 @@ async fn probe(page: &Page, url: &str, init: &str) -> (Value, usize) {
 }
 
 /// The echo upstream's JSON, as the script read it.
-fn echoed(got: &Value) -> Value {
+pub(crate) fn echoed(got: &Value) -> Value {
     serde_json::from_str(got["body"].as_str().unwrap_or_default()).expect("echo JSON")
 }
 

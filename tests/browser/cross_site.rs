@@ -25,6 +25,7 @@
 
 use serde_json::Value;
 
+use crate::cases::{echoed, probe};
 use crate::engine::{Engine, Page};
 use crate::gate::{policy, route, World};
 use crate::servers::Hit;
@@ -170,15 +171,13 @@ pub async fn a_cors_fetch_and_a_cross_site_link_still_work_under_enforce(engine:
     let page_origin = w.origin_of(&w.allowed);
     // A CORS fetch from the allowed origin: Sec-Fetch-Mode cors, so the CORS rules decide.
     let url = w.api("/things");
-    let mark = page.mark();
-    let got = page.eval(&format!("probe({url:?}, {{}})")).await.unwrap();
-    page.wait_for_request_done(mark, &url).await.unwrap();
+    let (got, _) = probe(&page, &url, "{}").await;
     assert_eq!(
         (&got["ok"], &got["status"]),
         (&true.into(), &200.into()),
         "{got}"
     );
-    let body: Value = serde_json::from_str(got["body"].as_str().unwrap()).expect("echo JSON");
+    let body = echoed(&got);
     assert_eq!(body["path"], "/things");
     assert_eq!(body["headers"]["origin"], page_origin);
     let hits = api_hits(&w);
@@ -201,32 +200,17 @@ pub async fn a_cors_fetch_and_a_cross_site_link_still_work_under_enforce(engine:
     // Control: with allow_cross_site_navigation = false the same kind of link is refused.
     let page = w.open(&w.allowed).await;
     let strict = w.api("/nolinks/landing");
-    let m0 = page.mark();
     assert_eq!(
         navigate_from_page(&page, "location.href = url", &strict).await,
         Some(403)
     );
-    if let crate::engine::Page::Firefox(p) = &page {
-        for e in p.events_since(m0) {
-            eprintln!(
-                "EV {} {} {} {}",
-                e.method,
-                e.params["request"]["method"],
-                e.params["request"]["url"],
-                e.params["response"]["status"]
-            );
-        }
-    }
-    eprintln!("METRICS {}", w.gate.counted(DENIALS, CROSS_SITE));
     assert_eq!(api_hits(&w).len(), 2);
     assert_eq!(w.gate.counted(DENIALS, CROSS_SITE), 1.0);
 
     // A CORS fetch from a cross-site origin the policy does not allow passes Fetch Metadata (mode
     // cors) and is denied by CORS, under its own reason.
     let page = w.open(&w.denied).await;
-    let mark = page.mark();
-    let got = page.eval(&format!("probe({url:?}, {{}})")).await.unwrap();
-    page.wait_for_request_done(mark, &url).await.unwrap();
+    let (got, _) = probe(&page, &url, "{}").await;
     assert_eq!(got["ok"], false, "{got}");
     assert_eq!(
         w.gate.counted(DENIALS, "reason=\"origin_not_allowed\""),

@@ -16,7 +16,7 @@ use corsgate::{LogFormat, LogSettings};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{self, capture, Gate, Upstream, PATIENCE};
+use crate::support::{self, capture, with_target, Gate, Upstream, PATIENCE};
 
 // === fixtures ===
 
@@ -113,10 +113,6 @@ impl Clock for HandClock {
 }
 
 // === capture ===
-
-fn with_target<'a>(lines: &'a [Value], target: &str) -> Vec<&'a Value> {
-    lines.iter().filter(|l| l["target"] == target).collect()
-}
 
 // === admin ===
 

@@ -6,11 +6,9 @@
 //! Every limit here refills one request a minute (or slower), so no bucket can refill while a test
 //! runs: the tests never sleep and never depend on the machine's speed.
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use crate::support::{self, capture, Gate, Logged, Upstream};
+use crate::support::{self, capture, replace, with_target, Gate, Logged, Upstream};
 
 const APP: &str = "https://app.example";
 const EVIL: &str = "https://evil.example";
@@ -218,11 +216,8 @@ async fn limited_requests_are_counted_as_rate_limited_and_logged_with_the_limit_
     );
 
     let text = cap.text();
-    let access: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|l| l["target"] == "corsgate::access")
-        .collect();
+    let lines = cap.json();
+    let access = with_target(&lines, "corsgate::access");
     assert_eq!(access.len(), 3, "{text}");
     assert_eq!(access[0]["decision"], "allowed");
     assert!(access[0]["rate_limit"].is_null());
@@ -232,13 +227,6 @@ async fn limited_requests_are_counted_as_rate_limited_and_logged_with_the_limit_
         assert_eq!(l["status"], 429, "{l}");
         assert!(l["reason"].is_null(), "{l}");
     }
-}
-
-/// Replace `path` atomically, as careful tooling does.
-fn replace(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

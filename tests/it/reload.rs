@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{Logged as Proxy, Upstream};
+use crate::support::{replace, Logged as Proxy, Upstream};
 
 /// A policy that allows `origin` and marks its answers with `tag` in Access-Control-Expose-Headers.
 fn config(up: &Upstream, origin: &str, tag: &str, watch: bool) -> String {
@@ -39,13 +39,6 @@ policy = "p"
 "#,
         up.url()
     )
-}
-
-/// Replace `path` atomically (write a sibling, then rename), as careful tooling does.
-fn replace(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 async fn cors_get(addr: SocketAddr, origin: &str) -> (u16, Option<String>, usize) {

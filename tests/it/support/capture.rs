@@ -46,3 +46,8 @@ pub fn capture(gate: &Gate) -> (Capture, tracing::dispatcher::DefaultGuard) {
         .expect("valid filter");
     (cap, tracing::dispatcher::set_default(&dispatch))
 }
+
+/// The lines of `target`.
+pub fn with_target<'a>(lines: &'a [Value], target: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["target"] == target).collect()
+}

@@ -132,3 +132,10 @@ impl Drop for Logged {
         let _ = self.child.wait();
     }
 }
+
+/// Replace `path` atomically, as careful tooling does.
+pub fn replace(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}

@@ -31,8 +31,8 @@ mod upstream;
 
 pub use binary::Binary;
 pub use bodies::{drain, generated_upload, pattern_sum};
-pub use capture::capture;
-pub use logged::Logged;
+pub use capture::{capture, with_target};
+pub use logged::{replace, Logged};
 pub use upstream::Upstream;
 
 use std::net::SocketAddr;
