@@ -7,6 +7,7 @@ mod admission;
 mod connection;
 mod deadline;
 mod h2flood;
+mod preface;
 
 use std::any::Any;
 use std::future::Future;

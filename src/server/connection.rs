@@ -1,20 +1,22 @@
-//! One connection, any IO type: HTTP/1.1 and h2c on the same port via hyper-util's auto builder,
-//! behind the h2 flood guard, finished gracefully when the server drains or the connection has been
+//! One connection, any IO type: HTTP/1.1 and h2c on the same port (chosen by the first bytes, see
+//! `preface.rs`), behind the h2 flood guard, finished gracefully when the server drains or the connection has been
 //! idle for `idle_timeout`.
 
 use std::any::Any;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::h2flood::FloodGuard;
+use super::preface::{self, Protocol};
 use super::Activity;
 use crate::live::Shared;
 use crate::observe::Observer;
@@ -50,7 +52,8 @@ pub(crate) struct Connections {
 
 #[derive(Debug)]
 pub(super) struct ConnectionsInner {
-    builder: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
     pub(super) shared: Arc<Shared>,
     pub(super) observer: Arc<Observer>,
     pub(super) header_read_timeout: Duration,
@@ -66,14 +69,13 @@ impl Connections {
         observer: Arc<Observer>,
         settings: &ServerSettings,
     ) -> Connections {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
+        let mut http1 = http1::Builder::new();
+        http1
             .timer(TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout)
             .keep_alive(true);
-        builder
-            .http2()
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
             .timer(TokioTimer::new())
             .max_header_list_size(H2_MAX_HEADER_LIST)
             .keep_alive_interval(Some(H2_PING_INTERVAL.min(settings.idle_timeout)))
@@ -82,7 +84,8 @@ impl Connections {
         Connections {
             inner: Arc::new(ConnectionsInner {
                 tls,
-                builder,
+                http1,
+                http2,
                 shared,
                 observer,
                 header_read_timeout: settings.header_read_timeout,
@@ -115,41 +118,113 @@ impl Connections {
             Arc::clone(&activity),
             hold,
         );
-        let mut connection = pin!(inner
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(FloodGuard::new(io)), service));
-        let idle_timeout = inner.idle_timeout;
-        let mut idle = pin!(tokio::time::sleep(idle_timeout));
-        let mut closing = *draining.borrow_and_update();
-        if closing {
-            connection.as_mut().graceful_shutdown();
-        }
-        let result = loop {
-            tokio::select! {
-                result = connection.as_mut() => break result,
-                // An error means the server is gone: drain all the same.
-                _ = draining.changed(), if !closing => {
-                    closing = true;
-                    connection.as_mut().graceful_shutdown();
-                }
-                () = idle.as_mut(), if !closing => {
-                    let now = Instant::now();
-                    match activity.idle_for(now) {
-                        Some(for_) if for_ >= idle_timeout => {
-                            tracing::debug!(%peer, "idle_timeout: closing the connection");
-                            closing = true;
-                            connection.as_mut().graceful_shutdown();
-                        }
-                        Some(for_) => idle.as_mut().reset(now + (idle_timeout - for_)),
-                        None => idle.as_mut().reset(now + idle_timeout),
-                    }
-                }
+        let io = FloodGuard::new(io);
+        let sniffed = tokio::select! {
+            sniffed = preface::sniff(io) => sniffed,
+            _ = draining.changed() => return,
+        };
+        let sniffed = match sniffed {
+            Ok(sniffed) => sniffed,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "connection ended before its first bytes");
+                return;
+            }
+        };
+        let result = match sniffed.protocol() {
+            Protocol::Http1 => {
+                let connection = inner
+                    .http1
+                    .serve_connection(TokioIo::new(sniffed), service)
+                    .with_upgrades();
+                drive(
+                    pin!(connection),
+                    peer,
+                    &activity,
+                    draining,
+                    inner.idle_timeout,
+                )
+                .await
+            }
+            Protocol::Http2 => {
+                // Boxed: h2's connection state is several times HTTP/1.1's, and every connection's
+                // task is as large as its largest branch.
+                let mut connection =
+                    Box::pin(inner.http2.serve_connection(TokioIo::new(sniffed), service));
+                drive(
+                    connection.as_mut(),
+                    peer,
+                    &activity,
+                    draining,
+                    inner.idle_timeout,
+                )
+                .await
             }
         };
         if let Err(e) = result {
             // Clients that vanish, time out or send garbage end here; hyper has already answered
             // 400/431 where HTTP allowed it.
             tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// hyper's HTTP/1.1 and HTTP/2 connections, as far as [`drive`] needs them.
+trait Graceful: Future<Output = hyper::Result<()>> {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I> Graceful for http1::UpgradeableConnection<I, Proxy>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I> Graceful for http2::Connection<I, Proxy, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self);
+    }
+}
+
+/// Run `connection` to its end, asking it to finish gracefully when the server drains or when it
+/// has had no request in flight for `idle_timeout`.
+async fn drive<C: Graceful>(
+    mut connection: Pin<&mut C>,
+    peer: SocketAddr,
+    activity: &Activity,
+    mut draining: watch::Receiver<bool>,
+    idle_timeout: Duration,
+) -> hyper::Result<()> {
+    let mut idle = pin!(tokio::time::sleep(idle_timeout));
+    let mut closing = *draining.borrow_and_update();
+    if closing {
+        connection.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            // An error means the server is gone: drain all the same.
+            _ = draining.changed(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = idle.as_mut(), if !closing => {
+                let now = Instant::now();
+                match activity.idle_for(now) {
+                    Some(for_) if for_ >= idle_timeout => {
+                        tracing::debug!(%peer, "idle_timeout: closing the connection");
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    Some(for_) => idle.as_mut().reset(now + (idle_timeout - for_)),
+                    None => idle.as_mut().reset(now + idle_timeout),
+                }
+            }
         }
     }
 }
