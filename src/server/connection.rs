@@ -69,11 +69,14 @@ impl Connections {
         observer: Arc<Observer>,
         settings: &ServerSettings,
     ) -> Connections {
+        // No hyper timer for HTTP/1.1, so no `header_read_timeout` of hyper's: it arms a timer
+        // (an allocation and a wheel entry) for every request head that is not already whole in
+        // the buffer, which on keep-alive is every head after the first (1,600
+        // instructions per request). The first head is bounded by `HeadDeadline`; a later one
+        // cannot hold the connection longer than an idle one may: the connection has no request
+        // in flight, so `idle_timeout` closes it.
         let mut http1 = http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(settings.header_read_timeout)
-            .keep_alive(true);
+        http1.keep_alive(true);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())

@@ -272,6 +272,54 @@ async fn a_client_that_trickles_its_head_is_cut_at_the_deadline_all_the_same() {
 }
 
 #[tokio::test]
+async fn a_keep_alive_connection_trickling_its_next_head_is_closed_after_idle_timeout() {
+    // Later heads on a keep-alive connection are bounded by `idle_timeout` (the connection has no
+    // request in flight), not by a timer per head: trickling buys no more than idling.
+    let up = Upstream::start().await;
+    let config = one_route(&up, POLICY).replace(
+        "shutdown_grace = \"5s\"",
+        "shutdown_grace = \"5s\"\nheader_read_timeout = \"10s\"\nidle_timeout = \"400ms\"",
+    );
+    let gate = Gate::start(&config).await;
+    let mut s = TcpStream::connect(gate.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    s.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let start = Instant::now();
+    let next = b"GET / HTTP/1.1\r\nHost: a\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed_at = None;
+    // One byte every 50 ms; the rest of the first response is read (and ignored) meanwhile.
+    for b in next {
+        if s.write_all(&[*b]).await.is_err() {
+            closed_at = Some(start.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed_at = Some(start.elapsed());
+                break;
+            }
+            _ => {}
+        }
+    }
+    let took = closed_at.expect("a trickling keep-alive connection was never closed");
+    assert!(
+        took >= Duration::from_millis(300),
+        "closed too early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(4), "closed too late: {took:?}");
+    assert_eq!(
+        up.hits(),
+        1,
+        "only the first, complete request reached the upstream"
+    );
+}
+
+#[tokio::test]
 async fn stalled_h2_prefaces_at_max_connections_do_not_lock_new_clients_out() {
     let up = Upstream::start().await;
     let config = one_route(&up, POLICY).replace(
