@@ -317,13 +317,21 @@ pub(crate) fn decide<'a>(
         }
         OriginRule::Null
     } else {
-        let Ok(origin) = RequestOrigin::parse(text) else {
-            return deny(DenialReason::MalformedOrigin, text);
+        // An exact allowed origin, written as browsers write it: one lookup for parse + find.
+        let (origin, exact) = match policy.spec.origins.exact(text) {
+            Some(origin) => (origin, true),
+            None => match RequestOrigin::parse(text) {
+                Ok(origin) => (origin, false),
+                Err(_) => return deny(DenialReason::MalformedOrigin, text),
+            },
         };
         if is_same_origin(&origin, req) || own_origins.iter().any(|o| o.same_as(&origin)) {
             return Decision::SameOrigin { headers: own };
         }
-        match policy.spec.origins.find(&origin) {
+        match exact
+            .then_some(OriginRule::Exact)
+            .or_else(|| policy.spec.origins.find(&origin))
+        {
             Some(rule) => rule,
             None if websocket => return deny(DenialReason::WebsocketOrigin, text),
             None => return deny(DenialReason::OriginNotAllowed, text),

@@ -5,6 +5,7 @@
 // FxHash for the allow-list tables: built from the config, so an attacker's origins only probe
 // them; SipHash was the largest single cost of a decision.
 use rustc_hash::FxHashMap as HashMap;
+use std::borrow::Cow;
 
 use super::{OriginPattern, PortMatch, RequestOrigin};
 use crate::authority::position;
@@ -35,10 +36,22 @@ struct SchemeIndex {
     wildcards: HashMap<Box<str>, PortEntries>,
 }
 
+/// An exact entry's normalised parts, found by its serialization.
+#[derive(Clone, Debug)]
+struct ExactOrigin {
+    scheme: Box<str>,
+    host: Box<str>,
+    port: Option<u16>,
+}
+
 /// The compiled allow-list of one policy.
 #[derive(Clone, Debug, Default)]
 pub struct AllowedOrigins {
     any: bool,
+    /// Exact entries by their canonical serialization (`https://app.example.com`, no default
+    /// port), where `find` would answer `OriginRule::Exact`. Browsers send origins in exactly that
+    /// form, so most CORS requests are decided by one hash lookup instead of parse + `find`.
+    exact: HashMap<Box<str>, ExactOrigin>,
     null: bool,
     schemes: Vec<(Box<str>, SchemeIndex)>,
     regexes: Option<(regex::RegexSet, Vec<Box<str>>)>,
@@ -78,10 +91,30 @@ impl AllowedOrigins {
             &mut index.hosts
         };
         let label = (!exact).then(|| Box::<str>::from(text));
-        map.entry(host.as_str().into())
-            .or_default()
-            .0
-            .push((*port, label));
+        let entries = &mut map.entry(host.as_str().into()).or_default().0;
+        if let PortMatch::Is(p) = port {
+            // Only while no earlier entry for this host takes the port: `find` answers with the
+            // first one, and the fast path must give the same rule.
+            let shadowed = entries.iter().any(|(m, _)| match m {
+                PortMatch::Any => true,
+                PortMatch::Is(q) => q == p,
+            });
+            if exact && !shadowed {
+                let mut serialized = format!("{scheme}://{host}");
+                if let Some(p) = p {
+                    serialized.push_str(&format!(":{p}"));
+                }
+                self.exact.insert(
+                    serialized.into(),
+                    ExactOrigin {
+                        scheme: scheme.as_str().into(),
+                        host: host.as_str().into(),
+                        port: *p,
+                    },
+                );
+            }
+        }
+        entries.push((*port, label));
         if exact {
             self.exact_count += 1;
         } else {
@@ -108,6 +141,22 @@ impl AllowedOrigins {
     pub fn counts(&self) -> (usize, usize, usize) {
         let regexes = self.regexes.as_ref().map_or(0, |(_, t)| t.len());
         (self.exact_count, self.pattern_count, regexes)
+    }
+
+    /// `text` as an origin, when it is an exact entry written canonically: then it needs no
+    /// parsing, and `find` on it would answer `OriginRule::Exact`. `None` says nothing: parse and
+    /// `find` decide. Never used with `"*"` in the list, where `find` answers `Any`.
+    pub(crate) fn exact(&self, text: &str) -> Option<RequestOrigin<'_>> {
+        if self.any {
+            return None;
+        }
+        let (serialized, o) = self.exact.get_key_value(text)?;
+        Some(RequestOrigin {
+            scheme: Cow::Borrowed(&o.scheme),
+            host: Cow::Borrowed(&o.host),
+            port: o.port,
+            serialized: Cow::Borrowed(serialized),
+        })
     }
 
     /// The rule that allows `origin`, if any. `null` never reaches here (see `decide`).

@@ -184,3 +184,60 @@ fn empty_labels_and_oversized_hosts_are_still_refused() {
         assert_eq!(RequestOrigin::parse(p), Err(e), "{p}");
     }
 }
+
+#[test]
+fn the_exact_fast_path_agrees_with_parse_and_find() {
+    let lists: [&[&str]; 4] = [
+        &[
+            "https://app.example.com",
+            "http://localhost:3000",
+            "https://example.com.",
+        ],
+        // An any-port entry first: `find` answers with it, so the fast path must step aside.
+        &[
+            "https://a.example:*",
+            "https://a.example",
+            "https://b.example:8443",
+        ],
+        &[
+            "https://*.example.com",
+            "https://x.example.com",
+            "http://[::1]:8080",
+        ],
+        &["*", "https://app.example.com"],
+    ];
+    let requests = [
+        "https://app.example.com",
+        "HTTPS://app.example.com",
+        "https://app.example.com:443",
+        "http://localhost:3000",
+        "http://localhost:3001",
+        "https://example.com.",
+        "https://a.example",
+        "https://b.example:8443",
+        "https://b.example",
+        "https://x.example.com",
+        "http://[::1]:8080",
+        "https://evil.example",
+        "https://app.example.com.evil.example",
+    ];
+    for list in lists {
+        let a = allowed(list);
+        for text in requests {
+            let slow = RequestOrigin::parse(text).ok();
+            let rule = slow.as_ref().and_then(|o| a.find(o));
+            match a.exact(text) {
+                Some(fast) => {
+                    assert_eq!(Some(&fast), slow.as_ref(), "{list:?} {text}");
+                    assert_eq!(rule, Some(OriginRule::Exact), "{list:?} {text}");
+                }
+                // Only canonical text can take the fast path; everything else must still work.
+                None => assert!(
+                    rule != Some(OriginRule::Exact)
+                        || slow.as_ref().is_some_and(|o| o.serialized != text),
+                    "{list:?} {text}: an exact, canonical origin missed the fast path"
+                ),
+            }
+        }
+    }
+}
