@@ -47,10 +47,7 @@ impl<'a> Authority<'a> {
             },
         };
         let reg_name_ok = host.starts_with('[')
-            || (!host.is_empty()
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)));
+            || (!host.is_empty() && host.bytes().all(|b| REG_NAME_BYTE[usize::from(b)]));
         if !reg_name_ok {
             return Err(InvalidAuthority);
         }
@@ -90,6 +87,37 @@ impl std::fmt::Display for Authority<'_> {
         f.write_str(self.text)
     }
 }
+
+/// Bytes of an RFC 3986 reg-name: unreserved, sub-delims and `%` (of pct-encoded). A table, as
+/// this runs on every request's `Host`.
+static REG_NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'%'
+            );
+        i += 1;
+    }
+    t
+};
 
 /// `str::rfind` for one ASCII byte. A plain loop: the strings here are a few dozen bytes, where
 /// the generic searcher's setup costs more than the scan.

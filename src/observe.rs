@@ -261,14 +261,10 @@ impl Observer {
     /// One finished request on `route` (the route's metrics, or the unmatched ones): counts it,
     /// times it, and writes the access log (when `access_log`) and the denial log.
     pub fn request(&self, route: &RouteMetrics, access_log: bool, rec: &AccessRecord<'_>) {
-        route.series.outcomes[rec.outcome.index()].inc();
-        if rec.outcome == Outcome::RateLimited {
-            route.series.rate_limited.inc();
-        }
+        self.count(route, rec.outcome, rec.total);
         if let Some((reason, _)) = rec.denial {
             route.series.denials[reason.index()].inc();
         }
-        route.series.duration.observe(rec.total);
         let names = route.names();
         if access_log {
             events::access(names, rec);
@@ -280,6 +276,16 @@ impl Observer {
                 }
             }
         }
+    }
+
+    /// One finished request that is neither denied nor access-logged: only counted and timed, so
+    /// the caller need not build an [`AccessRecord`]. [`Observer::request`] counts the same way.
+    pub fn count(&self, route: &RouteMetrics, outcome: Outcome, total: Duration) {
+        route.series.outcomes[outcome.index()].inc();
+        if outcome == Outcome::RateLimited {
+            route.series.rate_limited.inc();
+        }
+        route.series.duration.observe(total);
     }
 
     /// An upstream failure, without the error at hand.

@@ -41,6 +41,23 @@ impl<'a> Record<'a> {
         res: Response<ProxyBody>,
     ) -> Response<ProxyBody> {
         let routed = eval.routed();
+        // A rate-limited request was refused before the policy's answer applied: it is logged
+        // and counted as rate-limited only, never also as a denial.
+        let denial = match eval {
+            Evaluation::RateLimited(..) => None,
+            _ => routed
+                .and_then(|r| r.decision.denial())
+                .map(|d| (d.reason, d.detail)),
+        };
+        let metrics = routed
+            .and_then(|r| live.route(r.route))
+            .map_or(&live.unmatched, |r| &r.metrics);
+        let access_log = live.snapshot.log.access_log;
+        if !access_log && denial.is_none() {
+            // Nothing to log: count and time it without building the record.
+            observer.count(metrics, eval.outcome(), self.start.elapsed());
+            return res;
+        }
         let origin = self.parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok());
         let rec = AccessRecord {
             method: self.parts.method.as_str(),
@@ -48,14 +65,7 @@ impl<'a> Record<'a> {
             path: self.parts.uri.path(),
             origin,
             outcome: eval.outcome(),
-            // A rate-limited request was refused before the policy's answer applied: it is logged
-            // and counted as rate-limited only, never also as a denial.
-            denial: match eval {
-                Evaluation::RateLimited(..) => None,
-                _ => routed
-                    .and_then(|r| r.decision.denial())
-                    .map(|d| (d.reason, d.detail)),
-            },
+            denial,
             rate_limit: match eval {
                 Evaluation::RateLimited(r, _) => r.rate_limit.map(|l| l.name.as_str()),
                 _ => None,
@@ -67,10 +77,7 @@ impl<'a> Record<'a> {
             bytes_in: content_length(&self.parts.headers),
             bytes_out: res.body().size_hint().exact().unwrap_or(0),
         };
-        let metrics = routed
-            .and_then(|r| live.route(r.route))
-            .map_or(&live.unmatched, |r| &r.metrics);
-        observer.request(metrics, live.snapshot.log.access_log, &rec);
+        observer.request(metrics, access_log, &rec);
         res
     }
 }
