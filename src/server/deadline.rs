@@ -1,8 +1,8 @@
 //! `HeadDeadline` and `Activity`: what keeps a connection from holding a slot without making progress.
 //!
-//! hyper's own HTTP/1 header timeout starts only once the auto builder has picked HTTP/1 or HTTP/2,
-//! and the auto builder waits for the 24 bytes of the h2 preface with no timeout at all; HTTP/2 has
-//! no header timeout of its own. So one deadline, armed when the socket is accepted, covers
+//! The version sniff (`preface.rs`) waits for the first bytes with no timeout of its own, hyper's
+//! HTTP/1 header timer is not used (it would cost a timer per request), and HTTP/2 has no header
+//! timeout at all. So one deadline, armed when the socket is accepted, covers
 //! everything before the first complete request head: the TLS handshake, the version sniff, the h2
 //! preface and SETTINGS, and the head itself. It disarms only when the service sees a request, never
 //! on mere bytes, so a client that trickles bytes gains nothing.

@@ -7,7 +7,7 @@
 //! keep a connection, and a share of a core, busy for ever with 200,000 PINGs.
 //!
 //! This wrapper sits between the connection's IO (after TLS) and hyper. It sniffs the HTTP/2
-//! connection preface, exactly as hyper-util's auto builder does to choose h2; on any other first
+//! connection preface, by the same rule `preface.rs` uses to choose h2; on any other first
 //! bytes it steps aside for good (one branch per read). On an h2 connection it reads the 9-byte
 //! header of every frame the client sends (length, type, flags), skipping payloads, and counts
 //! SETTINGS and PING frames that are not ACKs. More than [`CONTROL_FRAMES_PER_WINDOW`] of them
@@ -228,8 +228,8 @@ impl<I: AsyncWrite + Unpin> FloodGuard<I> {
     fn wrote(&mut self, bytes: &[u8]) {
         match &mut self.mode {
             Mode::H2(h2) => h2.write.feed(bytes, |_| {}),
-            // A write before the preface was complete means this is not h2 (the auto builder
-            // writes nothing while it sniffs); stop watching rather than misread frames later.
+            // A write before the preface was complete means this is not h2 (nothing is
+            // written while the version is sniffed); stop watching rather than misread frames later.
             Mode::Sniffing { .. } if !bytes.is_empty() => self.mode = Mode::Off,
             _ => {}
         }

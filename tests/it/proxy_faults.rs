@@ -204,7 +204,7 @@ async fn slow_and_silent_clients_are_cut_after_header_read_timeout() {
     let openings: [&[u8]; 5] = [
         b"",
         b"GET / HTTP/1.1\r\nHost: a\r\n",
-        // The first byte of the h2 preface, then the whole preface: the auto builder waits for 24
+        // The first byte of the h2 preface, then the whole preface: the version sniff waits for 24
         // bytes, and h2 has no header timeout of its own.
         b"P",
         preface,
