@@ -227,6 +227,23 @@ async fn slow_and_silent_clients_are_cut_after_header_read_timeout() {
     assert_eq!(up.hits(), 0);
 }
 
+/// Write `bytes` one at a time, 50 ms apart, reading (and dropping) whatever comes back meanwhile:
+/// how long after `start` the server closed the connection, `None` if it never did.
+async fn trickle_until_closed(s: &mut TcpStream, bytes: &[u8], start: Instant) -> Option<Duration> {
+    for b in bytes {
+        if s.write_all(&[*b]).await.is_err() {
+            return Some(start.elapsed());
+        }
+        let mut buf = [0u8; 512];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await
+        {
+            return Some(start.elapsed());
+        }
+    }
+    None
+}
+
 #[tokio::test]
 async fn a_client_that_trickles_its_head_is_cut_at_the_deadline_all_the_same() {
     let up = Upstream::start().await;
@@ -245,22 +262,8 @@ async fn a_client_that_trickles_its_head_is_cut_at_the_deadline_all_the_same() {
     for head in [h1, h2] {
         let mut s = TcpStream::connect(gate.addr).await.unwrap();
         let start = Instant::now();
-        let mut closed_at = None;
-        // One byte every 50 ms: every read returns data, none completes a request.
-        for b in head.iter().take(200) {
-            if s.write_all(&[*b]).await.is_err() {
-                closed_at = Some(start.elapsed());
-                break;
-            }
-            let mut buf = [0u8; 64];
-            match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    closed_at = Some(start.elapsed());
-                    break;
-                }
-                _ => {}
-            }
-        }
+        // Every read returns data, none completes a request.
+        let closed_at = trickle_until_closed(&mut s, &head[..head.len().min(200)], start).await;
         let took = closed_at.expect("a trickling client was never cut");
         assert!(
             took >= Duration::from_millis(350),
@@ -290,22 +293,8 @@ async fn a_keep_alive_connection_trickling_its_next_head_is_closed_after_idle_ti
     assert_eq!(&first, b"HTTP/1.1 200");
     let start = Instant::now();
     let next = b"GET / HTTP/1.1\r\nHost: a\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    let mut closed_at = None;
-    // One byte every 50 ms; the rest of the first response is read (and ignored) meanwhile.
-    for b in next {
-        if s.write_all(&[*b]).await.is_err() {
-            closed_at = Some(start.elapsed());
-            break;
-        }
-        let mut buf = [0u8; 512];
-        match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => {
-                closed_at = Some(start.elapsed());
-                break;
-            }
-            _ => {}
-        }
-    }
+    // The rest of the first response is read (and ignored) meanwhile.
+    let closed_at = trickle_until_closed(&mut s, next, start).await;
     let took = closed_at.expect("a trickling keep-alive connection was never closed");
     assert!(
         took >= Duration::from_millis(300),
