@@ -11,7 +11,7 @@
 mod forwarded;
 mod store;
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -107,11 +107,7 @@ impl<C: Clock> RateLimit<C> {
             }
             RateLimitKey::Origin => match headers.get(ORIGIN) {
                 None => Key::NoOrigin,
-                Some(v) => {
-                    let mut h = self.origin_seed.build_hasher();
-                    h.write(v.as_bytes());
-                    Key::Origin(h.finish())
-                }
+                Some(v) => Key::Origin(self.origin_seed.hash_one(v.as_bytes())),
             },
         }
     }

@@ -52,15 +52,8 @@ pub enum TelemetryError {
 }
 
 /// Keeps the log writer thread running; dropping it writes out every line still queued. Hold it
-/// until the process has logged its last line.
-#[must_use = "dropping the guard stops the log writer"]
-pub(crate) struct LogGuard(#[allow(dead_code)] WorkerGuard);
-
-impl std::fmt::Debug for LogGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LogGuard")
-    }
-}
+/// until the process has logged its last line (`WorkerGuard` is `#[must_use]` itself).
+pub(crate) type LogGuard = WorkerGuard;
 
 /// Lines queued for the writer thread before a request that logs waits for room: a burst this
 /// large is absorbed without slowing requests; past it, logging slows them rather than losing lines.
@@ -88,7 +81,7 @@ pub(crate) fn init(settings: &LogSettings) -> Result<LogGuard, TelemetryError> {
             tracing::error!(target: "corsgate::panic", panic = %info, "panic");
         }));
     }
-    Ok(LogGuard(guard))
+    Ok(guard)
 }
 
 /// Report the error that stops the binary: through the subscriber once it is installed (so that in

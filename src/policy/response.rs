@@ -28,29 +28,20 @@ pub(crate) fn write_cors_headers(plan: Plan, decision: &Decision<'_>, headers: &
 /// name"), so it is added to `Access-Control-Expose-Headers` wherever `Access-Control-Allow-Origin`
 /// is written: the page can read when to retry, not only that it must.
 pub(crate) fn write_refusal_headers(decision: &Decision<'_>, headers: &mut HeaderMap) {
-    match decision {
-        Decision::Denied(_) | Decision::PreflightDenied(_) => deny_headers(headers),
-        Decision::NotCors { .. }
-        | Decision::SameOrigin { .. }
-        | Decision::PreflightAllowed { .. }
-        | Decision::Allowed { .. } => {
-            decision.apply(headers);
-            // Precomputed with the policy: the decisions that write Access-Control-Allow-Origin.
-            let written = match *decision {
-                Decision::NotCors { headers: own } | Decision::SameOrigin { headers: own } => {
-                    match own {
-                        NonCorsHeaders::Always(always) => Some(always),
-                        NonCorsHeaders::VaryOrigin => None,
-                    }
-                }
-                Decision::PreflightAllowed { response, .. }
-                | Decision::Allowed { response, .. } => Some(response),
-                Decision::Denied(_) | Decision::PreflightDenied(_) => None,
-            };
-            if let Some(list) = written.and_then(|c| c.refusal_expose.as_ref()) {
-                headers.insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, list.clone());
-            }
+    // The precomputed headers of the decisions that write Access-Control-Allow-Origin.
+    let written = match *decision {
+        Decision::Denied(_) | Decision::PreflightDenied(_) => return deny_headers(headers),
+        Decision::NotCors { headers: own } | Decision::SameOrigin { headers: own } => match own {
+            NonCorsHeaders::Always(always) => Some(always),
+            NonCorsHeaders::VaryOrigin => None,
+        },
+        Decision::PreflightAllowed { response, .. } | Decision::Allowed { response, .. } => {
+            Some(response)
         }
+    };
+    decision.apply(headers);
+    if let Some(list) = written.and_then(|c| c.refusal_expose.as_ref()) {
+        headers.insert(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, list.clone());
     }
 }
 
@@ -237,8 +228,8 @@ pub(crate) fn merge_vary(headers: &mut HeaderMap, ours: &HeaderValue) {
     }
 }
 
-/// The non-empty, trimmed tokens of a comma-separated list.
-fn tokens(list: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// The non-empty, trimmed tokens of a comma-separated list (`Vary`, `Connection`).
+pub(crate) fn tokens(list: &[u8]) -> impl Iterator<Item = &[u8]> {
     list.split(|b| *b == b',')
         .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())

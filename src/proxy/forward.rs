@@ -108,10 +108,10 @@ fn upstream_request(
     let up = &live.config;
     let join_cookies = parts.version == Version::HTTP_2;
     let mut headers = request_headers(&parts.headers, hop.upgrade, join_cookies);
-    let host = match hop.host {
-        Some(h) if up.preserve_host => {
-            host_value(&parts.headers, h).unwrap_or_else(|| live.host.clone())
-        }
+    // The request's authority as a value, built once for `X-Forwarded-Host` and a preserved Host.
+    let forwarded_host = hop.host.and_then(|h| host_value(&parts.headers, h));
+    let host = match &forwarded_host {
+        Some(h) if up.preserve_host => h.clone(),
         _ => live.host.clone(),
     };
     headers.insert(HOST, host);
@@ -120,7 +120,7 @@ fn upstream_request(
         &parts.headers,
         hop.peer.ip(),
         hop.scheme,
-        hop.host,
+        forwarded_host,
     );
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();

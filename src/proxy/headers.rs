@@ -7,6 +7,7 @@ use http::header::{
     UPGRADE,
 };
 
+use crate::policy::response::tokens;
 use crate::policy::Scheme;
 
 /// `X-Forwarded-For`.
@@ -33,19 +34,18 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name.as_str().starts_with("proxy-")
 }
 
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
+/// The tokens of every `Connection` value in `values`.
+fn connection_tokens<'a>(
+    values: impl IntoIterator<Item = &'a HeaderValue>,
+) -> impl Iterator<Item = &'a [u8]> {
+    values.into_iter().flat_map(|v| tokens(v.as_bytes()))
 }
 
 /// Whether the request asks for a protocol switch: `Upgrade` present and `Connection: upgrade`.
 pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(UPGRADE)
-        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
+        && connection_tokens(&headers.get_all(CONNECTION))
+            .any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// Copy every end-to-end header of a client request into a fresh map for the upstream. `Host` is
@@ -56,9 +56,12 @@ pub(crate) fn request_headers(src: &HeaderMap, upgrade: bool, join_cookies: bool
     // Names that `Connection` lists are skipped as they are met (RFC 9110 §7.6.1: "a proxy ...
     // MUST parse a received Connection header field ... and remove any header field whose name
     // matches"), so the rest keep their order.
-    let listed = src.contains_key(CONNECTION);
-    let is_listed =
-        |name: &HeaderName| connection_tokens(src).any(|t| t.eq_ignore_ascii_case(name.as_ref()));
+    // Looked up once. `keep-alive`, the usual token, names a field that is dropped anyway.
+    let connection = src.get_all(CONNECTION);
+    let listed = connection_tokens(&connection).any(|t| !t.eq_ignore_ascii_case(b"keep-alive"));
+    let is_listed = |name: &HeaderName| {
+        connection_tokens(&connection).any(|t| t.eq_ignore_ascii_case(name.as_ref()))
+    };
     for (name, value) in src {
         if is_hop_by_hop(name)
             || name == HOST
@@ -103,17 +106,14 @@ pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap, switching: bool
     // One walk over the names (comparing a standard name is comparing two small integers) says
     // what is there, so a response pays a lookup only for what it carries: nearly always just
     // `Connection: keep-alive`. Eight blind removals cost 1,600 instructions per response.
-    let (mut connection, mut fixed_present, mut proxy) = (false, false, false);
+    let fixed = [&KEEP_ALIVE, &TE, &TRAILER, &TRANSFER_ENCODING, &UPGRADE];
+    let mut present = [false; 5];
+    let (mut connection, mut proxy) = (false, false);
     for name in headers.keys() {
         if name == CONNECTION {
             connection = true;
-        } else if name == KEEP_ALIVE
-            || name == TE
-            || name == TRAILER
-            || name == TRANSFER_ENCODING
-            || (name == UPGRADE && !switching)
-        {
-            fixed_present = true;
+        } else if let Some(i) = fixed.iter().position(|f| name == *f) {
+            present[i] = true;
         } else if name.as_str().starts_with("proxy-") {
             proxy = true;
         }
@@ -121,12 +121,9 @@ pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap, switching: bool
     if connection {
         strip_connection(headers, switching);
     }
-    if fixed_present {
-        for name in [&KEEP_ALIVE, &TE, &TRAILER, &TRANSFER_ENCODING] {
+    for (name, present) in fixed.into_iter().zip(present) {
+        if present && !(switching && name == UPGRADE) {
             headers.remove(name);
-        }
-        if !switching {
-            headers.remove(UPGRADE);
         }
     }
     if proxy {
@@ -141,57 +138,44 @@ pub(crate) fn strip_response_hop_by_hop(headers: &mut HeaderMap, switching: bool
     }
 }
 
-/// Take `Connection` out (a 101 keeps it) and every field it names.
+/// Take `Connection` out (a 101 keeps it) and every field it names. With a 101, `Upgrade` stays:
+/// it is the switch itself. Names are looked up as they are written, which lower-cases them on
+/// the stack: a token allocates nothing, whether it names a field (`x-foo`) or none (`close`).
 fn strip_connection(headers: &mut HeaderMap, switching: bool) {
-    // One value is the rule: taken out of the map and put back only for a 101, no list built.
-    match headers.get_all(CONNECTION).iter().count() {
-        0 => {}
-        1 => {
-            if let Some(value) = headers.remove(CONNECTION) {
-                remove_listed(headers, std::slice::from_ref(&value), switching);
-                if switching {
-                    headers.insert(CONNECTION, value);
-                }
-            }
-        }
-        _ => {
-            let values: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
-            headers.remove(CONNECTION);
-            remove_listed(headers, &values, switching);
-            if switching {
-                for v in values {
-                    headers.append(CONNECTION, v);
-                }
-            }
+    // Nearly always one value: the rest is an empty Vec, which does not allocate.
+    let rest: Vec<HeaderValue> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .skip(1)
+        .cloned()
+        .collect();
+    let Some(first) = headers.remove(CONNECTION) else {
+        return;
+    };
+    let listed = connection_tokens(std::iter::once(&first).chain(&rest))
+        .filter_map(|t| std::str::from_utf8(t).ok());
+    for token in listed {
+        if !(switching && token.eq_ignore_ascii_case("upgrade")) {
+            headers.remove(token);
         }
     }
-}
-
-/// Remove the fields that the `Connection` values `connection` (already taken out of `headers`)
-/// name. With `keep_upgrade` (a 101), `Upgrade` stays: it is the switch itself. Names are looked
-/// up as they are written, which lower-cases them on the stack: a token allocates nothing, whether
-/// it names a field (`x-foo`) or none (`close`).
-fn remove_listed(headers: &mut HeaderMap, connection: &[HeaderValue], keep_upgrade: bool) {
-    let tokens = connection
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter_map(|t| std::str::from_utf8(t).ok());
-    for token in tokens {
-        if !(keep_upgrade && token.eq_ignore_ascii_case("upgrade")) {
-            headers.remove(token);
+    if switching {
+        headers.insert(CONNECTION, first);
+        for v in rest {
+            headers.append(CONNECTION, v);
         }
     }
 }
 
 /// Set the `X-Forwarded-*` headers: append the peer to `X-Forwarded-For`, set `-Proto` to the
 /// listener's scheme and `-Host` to the request's authority.
+/// `host` is the request's authority as a value (see [`host_value`]).
 pub(crate) fn set_forwarded(
     dst: &mut HeaderMap,
     src: &HeaderMap,
     peer: std::net::IpAddr,
     scheme: Scheme,
-    host: Option<&str>,
+    host: Option<HeaderValue>,
 ) {
     let mut xff = Vec::with_capacity(64);
     for v in src.get_all(&X_FORWARDED_FOR) {
@@ -207,7 +191,7 @@ pub(crate) fn set_forwarded(
         &X_FORWARDED_PROTO,
         HeaderValue::from_static(scheme.as_str()),
     );
-    match host.and_then(|h| host_value(src, h)) {
+    match host {
         Some(v) => dst.insert(&X_FORWARDED_HOST, v),
         None => dst.remove(&X_FORWARDED_HOST),
     };
@@ -287,7 +271,13 @@ mod tests {
         let mut dst = src.clone();
         dst.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("spoofed"));
         let peer = std::net::IpAddr::from([127, 0, 0, 1]);
-        set_forwarded(&mut dst, &src, peer, Scheme::Http, Some("api.example:8080"));
+        set_forwarded(
+            &mut dst,
+            &src,
+            peer,
+            Scheme::Http,
+            host_value(&src, "api.example:8080"),
+        );
         assert_eq!(dst["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 127.0.0.1");
         assert_eq!(dst.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(dst["x-forwarded-proto"], "http");

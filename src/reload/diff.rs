@@ -39,15 +39,13 @@ impl Changes {
                 own_origins,
                 upstream,
                 policy,
-                rate_limit,
+                rate_limit: _,
             } = r;
             format!(
                 "{host:?}|{path_prefix}|{strip_prefix}|{own_origins:?}|{}|{}|{:?}",
                 s.upstreams[*upstream].name,
                 s.policies[*policy].name(),
-                rate_limit
-                    .and_then(|i| s.rate_limits.get(i))
-                    .map(|l| &l.name)
+                s.rate_limit(r).map(|l| &l.name)
             )
         };
         let routes = |s: &Snapshot| -> BTreeMap<String, String> {

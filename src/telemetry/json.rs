@@ -188,11 +188,11 @@ fn push_timestamp(out: &mut String, now: SystemTime) {
         }
         out.push_str(&cached.1);
     });
-    let micros = since.subsec_micros();
-    let digits = itoa::Buffer::new().format(micros).len();
+    let mut micros = itoa::Buffer::new();
+    let micros = micros.format(since.subsec_micros());
     out.push('.');
-    out.push_str(&"000000"[digits..]);
-    out.push_str(itoa::Buffer::new().format(micros));
+    out.push_str(&"000000"[micros.len()..]);
+    out.push_str(micros);
     out.push('Z');
 }
 

@@ -7,7 +7,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 
-use super::{OriginPattern, PortMatch, RequestOrigin};
+use super::{Origin, OriginPattern, PortMatch, RequestOrigin};
 use crate::authority::position;
 use crate::policy::decision::OriginRule;
 
@@ -36,14 +36,6 @@ struct SchemeIndex {
     wildcards: HashMap<Box<str>, PortEntries>,
 }
 
-/// An exact entry's normalised parts, found by its serialization.
-#[derive(Clone, Debug)]
-struct ExactOrigin {
-    scheme: Box<str>,
-    host: Box<str>,
-    port: Option<u16>,
-}
-
 /// The compiled allow-list of one policy.
 #[derive(Clone, Debug, Default)]
 pub struct AllowedOrigins {
@@ -51,7 +43,7 @@ pub struct AllowedOrigins {
     /// Exact entries by their canonical serialization (`https://app.example.com`, no default
     /// port), where `find` would answer `OriginRule::Exact`. Browsers send origins in exactly that
     /// form, so most CORS requests are decided by one hash lookup instead of parse + `find`.
-    exact: HashMap<Box<str>, ExactOrigin>,
+    exact: HashMap<Box<str>, Origin>,
     null: bool,
     schemes: Vec<(Box<str>, SchemeIndex)>,
     regexes: Option<(regex::RegexSet, Vec<Box<str>>)>,
@@ -100,18 +92,12 @@ impl AllowedOrigins {
                 PortMatch::Is(q) => q == p,
             });
             if exact && !shadowed {
-                let mut serialized = format!("{scheme}://{host}");
-                if let Some(p) = p {
-                    serialized.push_str(&format!(":{p}"));
-                }
-                self.exact.insert(
-                    serialized.into(),
-                    ExactOrigin {
-                        scheme: scheme.as_str().into(),
-                        host: host.as_str().into(),
-                        port: *p,
-                    },
-                );
+                let origin = Origin {
+                    scheme: scheme.clone(),
+                    host: host.clone(),
+                    port: *p,
+                };
+                self.exact.insert(origin.to_string().into(), origin);
             }
         }
         entries.push((*port, label));
