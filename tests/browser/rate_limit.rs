@@ -18,20 +18,22 @@ fn limited(origin: &str) -> String {
          [[routes]]\npath_prefix = \"/\"\nupstream = \"echo\"\npolicy = \"p\"\nrate_limit = \"tight\"\n\n"
 }
 
-/// `fetch(url, init)` in the page; what script could read of the response, or the error.
+/// `probe(url, init)` in the page, as the keys this case reads: whether the fetch resolved, its
+/// `ok`, status, `Retry-After` and body.
 async fn fetch(page: &Page, url: &str, init: &str) -> (Value, usize) {
-    let mark = page.mark();
-    let script = format!(
-        "(async () => {{ try {{ const r = await fetch({url:?}, {init}); \
-         return {{ fetched: true, ok: r.ok, status: r.status, \
-         retryAfter: r.headers.get('retry-after'), body: await r.text() }}; }} \
-         catch (e) {{ return {{ fetched: false, error: String(e) }}; }} }})()"
-    );
-    let got = page.eval(&script).await.expect("fetch script");
-    page.wait_for_request_done(mark, url)
-        .await
-        .expect("request seen");
-    (got, mark)
+    let (got, mark) = crate::cases::probe(page, url, init).await;
+    let ok = got["status"]
+        .as_u64()
+        .is_some_and(|s| (200..300).contains(&s));
+    let read = serde_json::json!({
+        "fetched": got["ok"],
+        "ok": ok,
+        "status": got["status"],
+        "retryAfter": got["headers"]["retry-after"],
+        "body": got["body"],
+        "error": got["error"],
+    });
+    (read, mark)
 }
 
 pub async fn a_page_reads_the_429_of_a_rate_limited_route_past_its_burst(engine: Engine) {

@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use crate::support::{client, one_route, Gate, Upstream};
+use crate::support::{client, one_route, preflight, Gate, Upstream};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 
@@ -39,13 +39,6 @@ async fn gate_with(policy: &str) -> (Upstream, Gate) {
     let up = Upstream::start().await;
     let gate = Gate::start(&one_route(&up, policy)).await;
     (up, gate)
-}
-
-fn preflight(gate: &Gate, origin: &str, method: &str) -> reqwest::RequestBuilder {
-    client()
-        .request(Method::OPTIONS, gate.url("/api/items"))
-        .header("origin", origin)
-        .header("access-control-request-method", method)
 }
 
 #[tokio::test]

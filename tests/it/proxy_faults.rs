@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{client, closed_port, one_route, raw, raw_status, Gate, Upstream, PATIENCE};
+use crate::support::{
+    client, closed_port, one_route, one_route_with, raw, raw_status, Gate, Upstream, PATIENCE,
+};
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -193,10 +195,7 @@ async fn malformed_requests_get_4xx_and_the_proxy_keeps_serving() {
 #[tokio::test]
 async fn slow_and_silent_clients_are_cut_after_header_read_timeout() {
     let up = Upstream::start().await;
-    let config = one_route(&up, POLICY).replace(
-        "shutdown_grace = \"5s\"",
-        "shutdown_grace = \"5s\"\nheader_read_timeout = \"300ms\"",
-    );
+    let config = one_route_with(&up, POLICY, "header_read_timeout = \"300ms\"");
     let gate = Gate::start(&config).await;
     let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let mut preface_and_settings = preface.to_vec();
@@ -247,10 +246,7 @@ async fn trickle_until_closed(s: &mut TcpStream, bytes: &[u8], start: Instant) -
 #[tokio::test]
 async fn a_client_that_trickles_its_head_is_cut_at_the_deadline_all_the_same() {
     let up = Upstream::start().await;
-    let config = one_route(&up, POLICY).replace(
-        "shutdown_grace = \"5s\"",
-        "shutdown_grace = \"5s\"\nheader_read_timeout = \"400ms\"",
-    );
+    let config = one_route_with(&up, POLICY, "header_read_timeout = \"400ms\"");
     let gate = Gate::start(&config).await;
     // h2: the preface and SETTINGS, then valid PING frames for ever, never a HEADERS frame.
     let mut h2 = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
@@ -279,9 +275,10 @@ async fn a_keep_alive_connection_trickling_its_next_head_is_closed_after_idle_ti
     // Later heads on a keep-alive connection are bounded by `idle_timeout` (the connection has no
     // request in flight), not by a timer per head: trickling buys no more than idling.
     let up = Upstream::start().await;
-    let config = one_route(&up, POLICY).replace(
-        "shutdown_grace = \"5s\"",
-        "shutdown_grace = \"5s\"\nheader_read_timeout = \"10s\"\nidle_timeout = \"400ms\"",
+    let config = one_route_with(
+        &up,
+        POLICY,
+        "header_read_timeout = \"10s\"\nidle_timeout = \"400ms\"",
     );
     let gate = Gate::start(&config).await;
     let mut s = TcpStream::connect(gate.addr).await.unwrap();
@@ -311,9 +308,10 @@ async fn a_keep_alive_connection_trickling_its_next_head_is_closed_after_idle_ti
 #[tokio::test]
 async fn stalled_h2_prefaces_at_max_connections_do_not_lock_new_clients_out() {
     let up = Upstream::start().await;
-    let config = one_route(&up, POLICY).replace(
-        "shutdown_grace = \"5s\"",
-        "shutdown_grace = \"5s\"\nheader_read_timeout = \"500ms\"\nmax_connections = 4",
+    let config = one_route_with(
+        &up,
+        POLICY,
+        "header_read_timeout = \"500ms\"\nmax_connections = 4",
     );
     let gate = Gate::start(&config).await;
     // Four bytes in all: every slot taken by a socket that sent the first byte of a preface.
@@ -341,9 +339,10 @@ async fn stalled_h2_prefaces_at_max_connections_do_not_lock_new_clients_out() {
 #[tokio::test]
 async fn idle_keep_alive_and_h2_connections_are_closed_after_idle_timeout() {
     let up = Upstream::start().await;
-    let config = one_route(&up, POLICY).replace(
-        "shutdown_grace = \"5s\"",
-        "shutdown_grace = \"5s\"\nheader_read_timeout = \"10s\"\nidle_timeout = \"400ms\"",
+    let config = one_route_with(
+        &up,
+        POLICY,
+        "header_read_timeout = \"10s\"\nidle_timeout = \"400ms\"",
     );
     let gate = Gate::start(&config).await;
 
@@ -395,10 +394,7 @@ async fn idle_keep_alive_and_h2_connections_are_closed_after_idle_timeout() {
 #[tokio::test]
 async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     let up = Upstream::start().await;
-    let config = one_route(&up, POLICY).replace(
-        "shutdown_grace = \"5s\"",
-        "shutdown_grace = \"5s\"\nmax_connections = 1",
-    );
+    let config = one_route_with(&up, POLICY, "max_connections = 1");
     let gate = Gate::start(&config).await;
     let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     let mut first = TcpStream::connect(gate.addr).await.unwrap();
@@ -523,10 +519,7 @@ async fn wait_for_active(gate: &Gate, n: f64) {
 #[tokio::test]
 async fn a_client_address_over_max_connections_per_ip_is_closed_at_once_and_others_are_served() {
     let up = Upstream::start().await;
-    let config = one_route(&up, POLICY).replace(
-        "shutdown_grace = \"5s\"",
-        "shutdown_grace = \"5s\"\nmax_connections_per_ip = 2",
-    );
+    let config = one_route_with(&up, POLICY, "max_connections_per_ip = 2");
     let gate = Gate::start(&config).await;
     let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     // Two stalled connections from 127.0.0.2: its whole allowance.
@@ -576,9 +569,10 @@ async fn a_client_address_over_max_connections_per_ip_is_closed_at_once_and_othe
 #[tokio::test]
 async fn at_max_connections_the_oldest_stalled_head_is_shed_for_a_new_client() {
     let up = Upstream::start().await;
-    let config = one_route(&up, POLICY).replace(
-        "shutdown_grace = \"5s\"",
-        "shutdown_grace = \"5s\"\nmax_connections = 2\nheader_read_timeout = \"15s\"",
+    let config = one_route_with(
+        &up,
+        POLICY,
+        "max_connections = 2\nheader_read_timeout = \"15s\"",
     );
     let gate = Gate::start(&config).await;
     // Two stalled heads, the oldest first: every slot taken.
@@ -628,9 +622,10 @@ fn h2_frames(mut bytes: &[u8]) -> Vec<(u8, u8, Vec<u8>)> {
 async fn an_h2_ping_flood_ends_the_connection_with_enhance_your_calm() {
     let up = Upstream::start().await;
     // Deadlines far away: only the flood bound can end the connection within the test.
-    let config = one_route(&up, POLICY).replace(
-        "shutdown_grace = \"5s\"",
-        "shutdown_grace = \"5s\"\nheader_read_timeout = \"60s\"\nidle_timeout = \"60s\"",
+    let config = one_route_with(
+        &up,
+        POLICY,
+        "header_read_timeout = \"60s\"\nidle_timeout = \"60s\"",
     );
     let gate = Gate::start(&config).await;
     let stream = TcpStream::connect(gate.addr).await.unwrap();

@@ -204,15 +204,20 @@ async fn a_websocket_is_tunnelled_end_to_end_and_a_denied_origin_gets_403() {
     let mut req = ws_url.as_str().into_client_request().unwrap();
     req.headers_mut()
         .insert("origin", "https://evil.example".parse().unwrap());
-    match tokio_tungstenite::connect_async(req).await {
-        Err(WsError::Http(res)) => assert_eq!(res.status(), StatusCode::FORBIDDEN),
-        other => panic!("expected a 403, got {other:?}"),
-    }
+    refused_with_403(req).await;
     assert_eq!(
         up.hits(),
         1,
         "the denied handshake never reached the upstream"
     );
+}
+
+/// A WebSocket handshake that the proxy answers with a 403.
+async fn refused_with_403(req: tokio_tungstenite::tungstenite::handshake::client::Request) {
+    match tokio_tungstenite::connect_async(req).await {
+        Err(WsError::Http(res)) => assert_eq!(res.status(), StatusCode::FORBIDDEN),
+        other => panic!("expected a 403, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -227,10 +232,7 @@ async fn headers_only_mode_still_blocks_a_cross_site_websocket_handshake() {
         .unwrap();
     req.headers_mut()
         .insert("origin", "https://evil.example".parse().unwrap());
-    match tokio_tungstenite::connect_async(req).await {
-        Err(WsError::Http(res)) => assert_eq!(res.status(), StatusCode::FORBIDDEN),
-        other => panic!("expected a 403, got {other:?}"),
-    }
+    refused_with_403(req).await;
     assert_eq!(
         up.hits(),
         0,
@@ -265,10 +267,7 @@ async fn fetch_metadata_enforce_leaves_a_websocket_handshake_to_the_origin_check
     assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap(), "hi");
     ws.close(None).await.unwrap();
     assert_eq!(up.hits(), 1);
-    match tokio_tungstenite::connect_async(handshake("https://evil.example")).await {
-        Err(WsError::Http(res)) => assert_eq!(res.status(), StatusCode::FORBIDDEN),
-        other => panic!("expected a 403, got {other:?}"),
-    }
+    refused_with_403(handshake("https://evil.example")).await;
     assert_eq!(up.hits(), 1);
     let denials = |reason| {
         let labels = [("reason", reason)];

@@ -119,13 +119,7 @@ async fn a_denied_origin_counts_against_the_limit_and_its_429_carries_no_cors_he
 async fn preflights_count_and_a_limited_preflight_gets_429_with_the_preflight_headers() {
     let up = Upstream::start().await;
     let gate = Gate::start(&config(&up, "requests_per_second = 0.01\nburst = 2", "")).await;
-    let preflight = || {
-        support::client()
-            .request(reqwest::Method::OPTIONS, gate.url("/x"))
-            .header("origin", APP)
-            .header("access-control-request-method", "PUT")
-            .send()
-    };
+    let preflight = || support::preflight(&gate, APP, "PUT").send();
     assert_eq!(preflight().await.unwrap().status(), 204);
     assert_eq!(status(gate.addr, &[("origin", APP)]).await, 200);
     let res = preflight().await.unwrap();

@@ -51,11 +51,17 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A config with one catch-all route to `up` under a policy whose body is `policy` (TOML lines).
 pub fn one_route(up: &Upstream, policy: &str) -> String {
+    one_route_with(up, policy, "")
+}
+
+/// [`one_route`] with more `[server]` lines (`"idle_timeout = \"400ms\"\nmax_connections = 4"`).
+pub fn one_route_with(up: &Upstream, policy: &str, server: &str) -> String {
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 shutdown_grace = "5s"
+{server}
 
 [upstreams.up]
 url = "{}"
@@ -72,6 +78,14 @@ policy = "p"
 "#,
         up.url()
     )
+}
+
+/// A CORS preflight to `/api/items` from `origin` asking for `method`.
+pub fn preflight(gate: &Gate, origin: &str, method: &str) -> reqwest::RequestBuilder {
+    client()
+        .request(reqwest::Method::OPTIONS, gate.url("/api/items"))
+        .header("origin", origin)
+        .header("access-control-request-method", method)
 }
 
 /// A port that was just free on 127.0.0.1: nothing listens there any more, so a connect is refused.
