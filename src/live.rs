@@ -73,7 +73,7 @@ pub(crate) struct LiveUpstream {
     /// Its error counters and log budget.
     pub(crate) metrics: UpstreamMetrics,
     /// Its keep-alive connections.
-    pub(crate) pool: Arc<Pool>,
+    pub(crate) pool: Pool,
     /// The `Host` header sent unless `preserve_host`.
     pub(crate) host: HeaderValue,
 }
@@ -173,7 +173,7 @@ impl LiveUpstream {
             .path_and_query("/")
             .build()
             .map_err(|_| bad_authority())?;
-        let pool = Arc::new(Pool::new(connector(up)?, dial));
+        let pool = Pool::new(connector(up)?, dial);
         let host = HeaderValue::from_str(up.authority.as_str()).map_err(|_| bad_authority())?;
         Ok(LiveUpstream {
             config: up.clone(),

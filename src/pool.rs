@@ -11,7 +11,6 @@
 //! Here a request pops an idle connection (or dials one), sends, and its response body puts the
 //! connection back when the body has been read to the end, from the task that read it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
@@ -70,12 +69,10 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// A connection lent to one request: back to the pool once its response body has been read to the
-/// end; closed if the body is dropped before that (the connection's framing is unknown then).
-pub(crate) struct Lease {
-    sender: Option<SendRequest<Incoming>>,
-    pool: Arc<Pool>,
-}
+/// A connection lent to one request: back to its pool ([`Lease::release`]) once its response body
+/// has been read to the end; closed when dropped instead (a body cut short, a failure, a tunnel:
+/// the connection's framing is unknown then, or it is the tunnel now).
+pub(crate) struct Lease(SendRequest<Incoming>);
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,16 +81,10 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    /// The response body ended: the connection can carry the next request.
-    pub(crate) fn release(&mut self) {
-        if let Some(sender) = self.sender.take() {
-            self.pool.put(sender);
-        }
-    }
-
-    /// The exchange became a tunnel (`101`), or failed: the connection is never reused.
-    pub(crate) fn discard(mut self) {
-        self.sender = None;
+    /// The response body ended: the connection can carry the next request from `pool`, the one
+    /// it was lent from.
+    pub(crate) fn release(self, pool: &Pool) {
+        pool.put(self.0);
     }
 }
 
@@ -111,7 +102,7 @@ impl Pool {
     /// fresh connection: the upstream never saw it, and its keep-alive timeout can close an idle
     /// connection at any moment.
     pub(crate) async fn send(
-        self: &Arc<Self>,
+        &self,
         req: Request<Incoming>,
     ) -> Result<(Response<Incoming>, Lease), PoolError> {
         let (mut sender, reused) = match self.checkout().await {
@@ -128,11 +119,7 @@ impl Pool {
                 _ => return Err(PoolError::Http(e.into_error())),
             },
         };
-        let lease = Lease {
-            sender: Some(sender),
-            pool: Arc::clone(self),
-        };
-        Ok((res, lease))
+        Ok((res, Lease(sender)))
     }
 
     /// An idle connection that is still open, if there is one.

@@ -246,16 +246,17 @@ impl Proxy {
         if let Some(client) = tunnel {
             let upstream = hyper::upgrade::on(&mut res);
             upgrade::spawn_tunnel(client, upstream, Arc::clone(&self.conn));
-            // The connection is the tunnel now.
-            lease.discard();
+            // The connection is the tunnel now: never back to the pool.
+            drop(lease);
             return res.map(|_| ProxyBody::empty());
         }
         let (head, body) = res.into_parts();
-        let fault = body::Fault {
+        let exchange = body::Exchange {
+            lease,
             observer: Arc::clone(&self.conn.observer),
             upstream: Arc::clone(upstream),
         };
-        Response::from_parts(head, ProxyBody::upstream(body, fault, lease))
+        Response::from_parts(head, ProxyBody::upstream(body, exchange))
     }
 }
 

@@ -27,19 +27,19 @@ enum Kind {
     /// stream instead of ending a truncated body as if it were complete.
     Upstream {
         body: Incoming,
-        /// Whom to tell about a mid-body failure; taken on the first one.
-        fault: Option<Fault>,
-        /// The connection the body comes on: released to the pool at the body's end, closed if
-        /// the body fails or is dropped before then.
-        lease: Option<Lease>,
+        /// Taken at the body's end (the connection goes back to the pool) or at its first
+        /// failure (counted; the connection is closed); a body dropped before either closes it.
+        exchange: Option<Exchange>,
     },
     /// A body built by the proxy; `None` once sent (or for an empty body).
     Local(Option<Bytes>),
 }
 
-/// Where a mid-body upstream failure is reported.
+/// What a streamed upstream body still owes: its connection back to the upstream's pool, or a
+/// mid-body failure reported to the observer.
 #[derive(Debug)]
-pub(crate) struct Fault {
+pub(crate) struct Exchange {
+    pub(crate) lease: Lease,
     pub(crate) observer: Arc<Observer>,
     pub(crate) upstream: Arc<LiveUpstream>,
 }
@@ -59,21 +59,20 @@ impl ProxyBody {
         }
     }
 
-    /// The upstream's body, streamed; a failure mid-body is reported to `fault`.
-    pub(crate) fn upstream(body: Incoming, fault: Fault, lease: Lease) -> ProxyBody {
+    /// The upstream's body, streamed, for `exchange`.
+    pub(crate) fn upstream(body: Incoming, exchange: Exchange) -> ProxyBody {
         ProxyBody {
             kind: Kind::Upstream {
                 body,
-                fault: Some(fault),
-                lease: Some(lease),
+                exchange: Some(exchange),
             },
         }
     }
 }
 
-fn release(lease: &mut Option<Lease>) {
-    if let Some(mut lease) = lease.take() {
-        lease.release();
+fn release(exchange: &mut Option<Exchange>) {
+    if let Some(e) = exchange.take() {
+        e.lease.release(&e.upstream.pool);
     }
 }
 
@@ -81,9 +80,9 @@ fn release(lease: &mut Option<Lease>) {
 /// known-length body): the connection goes back to the pool here then.
 impl Drop for ProxyBody {
     fn drop(&mut self) {
-        if let Kind::Upstream { body, lease, .. } = &mut self.kind {
+        if let Kind::Upstream { body, exchange } = &mut self.kind {
             if body.is_end_stream() {
-                release(lease);
+                release(exchange);
             }
         }
     }
@@ -98,18 +97,17 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match &mut self.get_mut().kind {
-            Kind::Upstream { body, fault, lease } => {
+            Kind::Upstream { body, exchange } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 match &polled {
                     Poll::Ready(Some(Err(_))) => {
-                        *lease = None;
-                        if let Some(f) = fault.take() {
+                        if let Some(e) = exchange.take() {
                             let kind = UpstreamErrorKind::Reset;
-                            f.observer.upstream_error(&f.upstream.metrics, kind);
+                            e.observer.upstream_error(&e.upstream.metrics, kind);
                         }
                     }
-                    Poll::Ready(None) => release(lease),
-                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => release(lease),
+                    Poll::Ready(None) => release(exchange),
+                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => release(exchange),
                     _ => {}
                 }
                 polled
