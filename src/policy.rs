@@ -15,7 +15,7 @@ pub use decision::{Decision, DenialReason, Outcome};
 pub(crate) use decision::{Denial, OriginRule};
 pub(crate) use fetch_metadata::FetchMetadata;
 pub(crate) use fetch_metadata::{
-    cross_site_report, fetch_metadata_allows, SEC_FETCH_DEST, SEC_FETCH_MODE, SEC_FETCH_SITE,
+    cross_site_refusal, cross_site_report, SEC_FETCH_DEST, SEC_FETCH_MODE, SEC_FETCH_SITE,
 };
 pub(crate) use origin::{AllowedOrigins, Origin};
 pub use origin::{OriginPattern, RequestOrigin};
@@ -271,16 +271,13 @@ pub(crate) fn decide<'a>(
 ) -> Decision<'a> {
     let own = &policy.non_cors;
     // Fetch Metadata comes first: a cross-site `<img>` or `<script>` load sends no Origin.
-    if policy.cross_site == FetchMetadata::Enforce && !fetch_metadata_allows(policy, req) {
-        let detail = req
-            .headers
-            .get(&SEC_FETCH_SITE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("cross-site");
-        return Decision::Denied(Denial {
-            reason: DenialReason::CrossSiteRequest,
-            detail,
-        });
+    if policy.cross_site == FetchMetadata::Enforce {
+        if let Some(site) = cross_site_refusal(policy, req) {
+            return Decision::Denied(Denial {
+                reason: DenialReason::CrossSiteRequest,
+                detail: site.to_str().unwrap_or("cross-site"),
+            });
+        }
     }
     let origin = req.origin();
     if let OriginHeader::Absent = origin {

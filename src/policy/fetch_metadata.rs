@@ -37,7 +37,8 @@ pub(crate) static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetc
 pub(crate) static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
 
 /// The Fetch Metadata rules (docs/cross-site-protection.md), whatever `fetch_metadata`
-/// says: true when the request passes them. A request passes when any holds: no
+/// says: the request's `Sec-Fetch-Site` when they refuse it, `None` when it passes (read once, so
+/// the callers can name it without a second lookup). A request passes when any holds: no
 /// `Sec-Fetch-Site`; it is `same-origin` or `none`, or `same-site` with `allow_same_site`;
 /// `Sec-Fetch-Mode: cors` (the CORS rules then decide); `Sec-Fetch-Mode: websocket` on a
 /// WebSocket handshake (the WebSocket Origin check then decides); or, with
@@ -49,24 +50,26 @@ pub(crate) static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetc
 /// an allowed origin's WebSocket in Firefox only. A handshake always carries `Origin` from a
 /// browser and is judged on it like a CORS request (`websocket_origin`), so nothing is let through
 /// that the CORS rules would not refuse.
-pub(crate) fn fetch_metadata_allows(policy: &Policy, req: &RequestView<'_>) -> bool {
-    let Some(site) = req.headers.get(&SEC_FETCH_SITE) else {
-        return true;
-    };
+pub(crate) fn cross_site_refusal<'a>(
+    policy: &Policy,
+    req: &RequestView<'a>,
+) -> Option<&'a HeaderValue> {
+    let site = req.headers.get(&SEC_FETCH_SITE)?;
     match site.as_bytes() {
-        b"same-origin" | b"none" => return true,
-        b"same-site" if policy.spec.allow_same_site => return true,
+        b"same-origin" | b"none" => return None,
+        b"same-site" if policy.spec.allow_same_site => return None,
         _ => {}
     }
     let mode = req.headers.get(&SEC_FETCH_MODE).map(HeaderValue::as_bytes);
     if mode == Some(b"cors") || (mode == Some(b"websocket") && req.is_websocket()) {
-        return true;
+        return None;
     }
     let dest = req.headers.get(&SEC_FETCH_DEST).map(HeaderValue::as_bytes);
-    policy.spec.allow_cross_site_navigation
+    let navigation = policy.spec.allow_cross_site_navigation
         && (*req.method == Method::GET || *req.method == Method::HEAD)
         && mode == Some(b"navigate")
-        && dest == Some(b"document")
+        && dest == Some(b"document");
+    (!navigation).then_some(site)
 }
 
 /// The request's `Sec-Fetch-Site` when it is one to report (log and count in
@@ -75,13 +78,8 @@ pub(crate) fn fetch_metadata_allows(policy: &Policy, req: &RequestView<'_>) -> b
 /// never refuses). Carried in the evaluation, so that the proxy and `explain` name the value
 /// without looking it up again.
 pub(crate) fn cross_site_report<'a>(policy: &Policy, req: &RequestView<'a>) -> Option<&'a str> {
-    if policy.cross_site != FetchMetadata::Report || fetch_metadata_allows(policy, req) {
+    if policy.cross_site != FetchMetadata::Report {
         return None;
     }
-    Some(
-        req.headers
-            .get(&SEC_FETCH_SITE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or(""),
-    )
+    cross_site_refusal(policy, req).map(|site| site.to_str().unwrap_or(""))
 }
