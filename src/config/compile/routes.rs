@@ -193,13 +193,13 @@ fn host_pattern(h: &Spanned<String>, d: &mut Diagnostics<'_>) -> Option<HostPatt
 }
 
 pub(super) fn warn_unused(raw: &RawConfig, d: &mut Diagnostics<'_>) {
-    let used = |pick: fn(&RawRoute) -> &str, name: &str| {
+    let used = |pick: fn(&RawRoute) -> Option<&str>, name: &str| {
         raw.routes
             .iter()
-            .any(|e| matches!(e.get_ref(), Lenient::Ok(r) if pick(r) == name))
+            .any(|e| matches!(e.get_ref(), Lenient::Ok(r) if pick(r) == Some(name)))
     };
     for (name, e) in &raw.upstreams {
-        if !used(|r| r.upstream.get_ref(), name.get_ref()) {
+        if !used(|r| Some(r.upstream.get_ref()), name.get_ref()) {
             d.warn(
                 e.span(),
                 format!("upstream {:?} is not used by any route", name.get_ref()),
@@ -207,7 +207,7 @@ pub(super) fn warn_unused(raw: &RawConfig, d: &mut Diagnostics<'_>) {
         }
     }
     for (name, e) in &raw.policies {
-        if !used(|r| r.policy.get_ref(), name.get_ref()) {
+        if !used(|r| Some(r.policy.get_ref()), name.get_ref()) {
             d.warn(
                 e.span(),
                 format!("policy {:?} is not used by any route", name.get_ref()),
@@ -215,11 +215,10 @@ pub(super) fn warn_unused(raw: &RawConfig, d: &mut Diagnostics<'_>) {
         }
     }
     for (name, e) in &raw.rate_limits {
-        let by_route = raw.routes.iter().any(|e| {
-            matches!(e.get_ref(), Lenient::Ok(r)
-                if r.rate_limit.as_ref().is_some_and(|l| l.get_ref() == name.get_ref()))
-        });
-        if !by_route {
+        if !used(
+            |r| r.rate_limit.as_ref().map(|l| l.get_ref().as_str()),
+            name.get_ref(),
+        ) {
             d.warn(
                 e.span(),
                 format!("rate limit {:?} is not used by any route", name.get_ref()),
