@@ -21,7 +21,7 @@ pub(crate) use origin::{AllowedOrigins, Origin};
 pub use origin::{OriginPattern, RequestOrigin};
 pub(crate) use plan::{mismatch, plan, Cors, Plan};
 pub(crate) use request::is_tchar;
-pub(crate) use request::{AcrhError, OriginHeader, ACRH, ACRM, ACRPN};
+pub(crate) use request::{AcrhError, CorsRequestHeaders, OriginHeader, ACRH, ACRM, ACRPN};
 pub use request::{RequestView, Scheme};
 pub(crate) use response::{
     write_cors_headers, write_refusal_headers, AllowOrigin, CorsHeaders, NonCorsHeaders,
@@ -270,25 +270,25 @@ pub(crate) fn decide<'a>(
     req: &RequestView<'a>,
 ) -> Decision<'a> {
     let own = &policy.non_cors;
+    let found = req.cors_headers();
     // Fetch Metadata comes first: a cross-site `<img>` or `<script>` load sends no Origin.
     if policy.cross_site == FetchMetadata::Enforce {
-        if let Some(site) = cross_site_refusal(policy, req) {
+        if let Some(site) = cross_site_refusal(policy, req, &found) {
             return Decision::Denied(Denial {
                 reason: DenialReason::CrossSiteRequest,
                 detail: site.to_str().unwrap_or("cross-site"),
             });
         }
     }
-    let origin = req.origin();
+    let origin = found.origin();
     if let OriginHeader::Absent = origin {
         return Decision::NotCors { headers: own };
     }
     // The browser's own verdict, which survives a load balancer that rewrites Host.
-    if req.headers.get(&SEC_FETCH_SITE).map(HeaderValue::as_bytes) == Some(b"same-origin") {
+    if found.sec_fetch_site.map(HeaderValue::as_bytes) == Some(b"same-origin") {
         return Decision::SameOrigin { headers: own };
     }
-    // Origin is known to be present, so only the method and ACRM remain of `is_preflight`.
-    let preflight = req.method == Method::OPTIONS && req.request_method().is_some();
+    let preflight = found.is_preflight(req.method);
     let deny = |reason, detail| {
         let d = Denial { reason, detail };
         if preflight {
@@ -307,7 +307,7 @@ pub(crate) fn decide<'a>(
     let Ok(text) = value.to_str() else {
         return deny(DenialReason::MalformedOrigin, "non-ASCII Origin");
     };
-    let websocket = !preflight && req.is_websocket();
+    let websocket = !preflight && found.is_websocket();
     let rule = if text == "null" {
         if !policy.spec.origins.allows_null() {
             return deny(DenialReason::NullOrigin, "null");
@@ -335,7 +335,7 @@ pub(crate) fn decide<'a>(
         }
     };
     if preflight {
-        return decide_preflight(policy, req, value, rule);
+        return decide_preflight(policy, &found, value, rule);
     }
     if !websocket && !policy.spec.methods.allows(req.method.as_str()) {
         return deny(DenialReason::MethodNotAllowed, req.method.as_str());
@@ -349,7 +349,7 @@ pub(crate) fn decide<'a>(
 
 fn decide_preflight<'a>(
     policy: &'a Policy,
-    req: &RequestView<'a>,
+    req: &CorsRequestHeaders<'a>,
     origin: &'a HeaderValue,
     rule: OriginRule<'a>,
 ) -> Decision<'a> {

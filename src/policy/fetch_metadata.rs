@@ -5,7 +5,7 @@
 use http::header::{HeaderName, HeaderValue};
 use http::Method;
 
-use super::{Policy, RequestView};
+use super::{CorsRequestHeaders, Policy, RequestView};
 
 /// `fetch_metadata`: what the policy does with cross-site requests that `Sec-Fetch-*` reveal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,18 +53,19 @@ pub(crate) static SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetc
 pub(crate) fn cross_site_refusal<'a>(
     policy: &Policy,
     req: &RequestView<'a>,
+    found: &CorsRequestHeaders<'a>,
 ) -> Option<&'a HeaderValue> {
-    let site = req.headers.get(&SEC_FETCH_SITE)?;
+    let site = found.sec_fetch_site?;
     match site.as_bytes() {
         b"same-origin" | b"none" => return None,
         b"same-site" if policy.spec.allow_same_site => return None,
         _ => {}
     }
-    let mode = req.headers.get(&SEC_FETCH_MODE).map(HeaderValue::as_bytes);
-    if mode == Some(b"cors") || (mode == Some(b"websocket") && req.is_websocket()) {
+    let mode = found.sec_fetch_mode.map(HeaderValue::as_bytes);
+    if mode == Some(b"cors") || (mode == Some(b"websocket") && found.is_websocket()) {
         return None;
     }
-    let dest = req.headers.get(&SEC_FETCH_DEST).map(HeaderValue::as_bytes);
+    let dest = found.sec_fetch_dest.map(HeaderValue::as_bytes);
     let navigation = policy.spec.allow_cross_site_navigation
         && (*req.method == Method::GET || *req.method == Method::HEAD)
         && mode == Some(b"navigate")
@@ -81,5 +82,5 @@ pub(crate) fn cross_site_report<'a>(policy: &Policy, req: &RequestView<'a>) -> O
     if policy.cross_site != FetchMetadata::Report {
         return None;
     }
-    cross_site_refusal(policy, req).map(|site| site.to_str().unwrap_or(""))
+    cross_site_refusal(policy, req, &req.cors_headers()).map(|site| site.to_str().unwrap_or(""))
 }
