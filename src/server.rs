@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore, TryAcquireError};
 use tokio::time::Instant;
@@ -312,8 +313,6 @@ async fn accept_loop(
         // Small responses (preflights, 403s) should not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let guard = conns.inner.observer.connection();
-        let draining = draining.clone();
-        let conns = conns.clone();
         // The certificate is read per connection from the live snapshot, so a reload rotates it for
         // new handshakes while open connections carry on with theirs.
         let tls = conns.inner.tls.as_ref().map(|initial| {
@@ -327,54 +326,49 @@ async fn accept_loop(
                 .unwrap_or_else(|| Arc::clone(initial))
         });
         let activity = Activity::new(Instant::now());
-        // Registered here, in accept order, so the registry's order is the order of admission.
-        let registration = admission.stalled.register(&activity);
-        tokio::spawn(async move {
-            let shed = registration.shed();
-            // Dropped in this order: the address's count, then the slot, then the gauge, so once
-            // the gauge shows a connection closed its slot and its place are free again.
-            let hold: Box<dyn Any + Send + Sync> = Box::new((place, slot, guard));
-            let cut_activity = Arc::clone(&activity);
-            // Under TLS, so the handshake itself is bounded by the same deadline.
-            let stream = HeadDeadline::new(stream, deadline, Arc::clone(&activity));
-            let conn = Conn {
-                peer,
-                hold,
-                activity,
-                draining,
-            };
-            let served = async move {
-                let Some(config) = tls else {
-                    conns.serve(stream, Scheme::Http, conn).await;
-                    return;
-                };
-                // Boxed: the handshake and the TLS stream's state are three times the size of a
-                // plain connection's, and every connection's task would otherwise be that large
-                // (6 KiB instead of 2 KiB per idle plain connection).
-                Box::pin(async move {
-                    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-                    match tokio::time::timeout_at(deadline, accept).await {
+        // Dropped in this order: the address's count, then the slot, then the gauge, so once the
+        // gauge shows a connection closed its slot and its place are free again.
+        let hold: Box<dyn Any + Send + Sync> = Box::new((place, slot, guard));
+        // Under TLS, so the handshake itself is bounded by the same deadline.
+        let stream = HeadDeadline::new(stream, deadline, Arc::clone(&activity));
+        let conn = Conn {
+            peer,
+            hold,
+            // Registered here, in accept order, so the registry's order is the order of admission.
+            registration: admission.stalled.register(&activity),
+            activity,
+            draining: draining.clone(),
+        };
+        // The task is the connection's future itself, built here: a task that built it inside
+        // would keep what it captured for that in its state, needed or not, for as long as the
+        // connection lives.
+        let served = match tls {
+            None => Either::Left(conns.serve(stream, Scheme::Http, conn)),
+            // Boxed: the handshake and the TLS stream's state are three times the size of a plain
+            // connection's, and every connection's task would otherwise be that large.
+            Some(config) => {
+                let conns = conns.clone();
+                Either::Right(Box::pin(async move {
+                    let accept = tokio::time::timeout_at(
+                        deadline,
+                        tokio_rustls::TlsAcceptor::from(config).accept(stream),
+                    );
+                    let handshake = tokio::select! {
+                        handshake = accept => handshake,
+                        () = conn.registration.shed() => {
+                            tracing::debug!(%peer, "shed: the oldest stalled head, closed for a new connection");
+                            return;
+                        }
+                    };
+                    match handshake {
                         Ok(Ok(tls_stream)) => conns.serve(tls_stream, Scheme::Https, conn).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                })
-                .await;
-            };
-            // Shed only while no request head has arrived: a head that completes just as the
-            // notice goes out keeps its connection (the newcomer then waits for a slot).
-            let cut = async {
-                shed.notified().await;
-                if cut_activity.head_seen() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                () = served => {}
-                () = cut => tracing::debug!(%peer, "shed: the oldest stalled head, closed for a new connection"),
+                }))
             }
-            drop(registration);
-        });
+        };
+        tokio::spawn(served);
     }
 }
 

@@ -187,9 +187,9 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// Resolves when this connection is shed.
-    pub(crate) fn shed(&self) -> Arc<Notify> {
-        Arc::clone(&self.shed)
+    /// Resolves when this connection is shed (a notice sent before this is called still counts).
+    pub(crate) fn shed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.shed.notified()
     }
 }
 
@@ -234,7 +234,7 @@ mod tests {
         assert!(stalled.any());
         assert!(stalled.shed_oldest());
         // The permit is stored: the shed connection sees it even if it starts waiting later.
-        tokio::time::timeout(std::time::Duration::from_secs(1), r_old.shed().notified())
+        tokio::time::timeout(std::time::Duration::from_secs(1), r_old.shed())
             .await
             .expect("the oldest stalled head was not told to close");
         drop(r_old);

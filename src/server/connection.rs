@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::admission::Registration;
 use super::h2flood::FloodGuard;
 use super::preface::{self, Protocol};
 use super::Activity;
@@ -42,6 +43,9 @@ pub(crate) struct Conn {
     pub(crate) activity: Arc<Activity>,
     /// Turns `true` when the server drains.
     pub(crate) draining: watch::Receiver<bool>,
+    /// In the stalled-head registry while the connection lives: `max_connections` may shed it
+    /// while no request head has arrived.
+    pub(crate) registration: Registration,
 }
 
 /// Serves single connections. Cheap to clone; one per server.
@@ -102,16 +106,25 @@ impl Connections {
     /// origin is). The connection is asked to finish gracefully (HTTP/1.1: after the response in
     /// flight; h2: GOAWAY, open streams complete) when the server drains or when it has had no
     /// request in flight for `idle_timeout`.
-    pub(crate) async fn serve<I>(&self, io: I, scheme: Scheme, conn: Conn)
+    ///
+    /// A function returning a future rather than an `async fn`: rustc keeps an `async fn`'s
+    /// arguments twice in its state, and this state is held by every open connection.
+    pub(crate) fn serve<I>(
+        &self,
+        io: I,
+        scheme: Scheme,
+        conn: Conn,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let inner = &self.inner;
+        let inner = Arc::clone(&self.inner);
         let Conn {
             peer,
             hold,
             activity,
             mut draining,
+            registration,
         } = conn;
         let service = Proxy::new(
             Arc::clone(&inner.shared),
@@ -122,51 +135,50 @@ impl Connections {
             hold,
         );
         let io = FloodGuard::new(io);
-        let sniffed = tokio::select! {
-            sniffed = preface::sniff(io) => sniffed,
-            _ = draining.changed() => return,
-        };
-        let sniffed = match sniffed {
-            Ok(sniffed) => sniffed,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "connection ended before its first bytes");
-                return;
+        async move {
+            // In a block of its own, so the sniffed IO, once moved into hyper's connection, leaves
+            // no slot behind in this future's state.
+            let (protocol, io) = {
+                let sniffed = tokio::select! {
+                    sniffed = preface::sniff(io) => sniffed,
+                    _ = draining.changed() => return,
+                    () = registration.shed() => return shed(peer),
+                };
+                match sniffed {
+                    Ok(sniffed) => (sniffed.protocol(), sniffed),
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "connection ended before its first bytes");
+                        return;
+                    }
+                }
+            };
+            let life = Life {
+                peer,
+                activity: &activity,
+                registration: &registration,
+                idle_timeout: inner.idle_timeout,
+            };
+            let result = match protocol {
+                Protocol::Http1 => {
+                    let connection = inner
+                        .http1
+                        .serve_connection(TokioIo::new(io), service)
+                        .with_upgrades();
+                    drive(pin!(connection), life, draining).await
+                }
+                Protocol::Http2 => {
+                    // Boxed: h2's connection state is several times HTTP/1.1's, and every
+                    // connection's task is as large as its largest branch.
+                    let mut connection =
+                        Box::pin(inner.http2.serve_connection(TokioIo::new(io), service));
+                    drive(connection.as_mut(), life, draining).await
+                }
+            };
+            if let Err(e) = result {
+                // Clients that vanish, time out or send garbage end here; hyper has already
+                // answered 400/431 where HTTP allowed it.
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-        };
-        let result = match sniffed.protocol() {
-            Protocol::Http1 => {
-                let connection = inner
-                    .http1
-                    .serve_connection(TokioIo::new(sniffed), service)
-                    .with_upgrades();
-                drive(
-                    pin!(connection),
-                    peer,
-                    &activity,
-                    draining,
-                    inner.idle_timeout,
-                )
-                .await
-            }
-            Protocol::Http2 => {
-                // Boxed: h2's connection state is several times HTTP/1.1's, and every connection's
-                // task is as large as its largest branch.
-                let mut connection =
-                    Box::pin(inner.http2.serve_connection(TokioIo::new(sniffed), service));
-                drive(
-                    connection.as_mut(),
-                    peer,
-                    &activity,
-                    draining,
-                    inner.idle_timeout,
-                )
-                .await
-            }
-        };
-        if let Err(e) = result {
-            // Clients that vanish, time out or send garbage end here; hyper has already answered
-            // 400/431 where HTTP allowed it.
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
     }
 }
@@ -194,38 +206,67 @@ where
     }
 }
 
-/// Run `connection` to its end, asking it to finish gracefully when the server drains or when it
-/// has had no request in flight for `idle_timeout`.
-async fn drive<C: Graceful>(
-    mut connection: Pin<&mut C>,
+/// What [`drive`] watches besides the connection.
+#[derive(Clone, Copy)]
+struct Life<'a> {
     peer: SocketAddr,
-    activity: &Activity,
-    mut draining: watch::Receiver<bool>,
+    activity: &'a Activity,
+    registration: &'a Registration,
     idle_timeout: Duration,
-) -> hyper::Result<()> {
-    let mut idle = pin!(tokio::time::sleep(idle_timeout));
-    let mut closing = *draining.borrow_and_update();
-    if closing {
-        connection.as_mut().graceful_shutdown();
-    }
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => return result,
-            // An error means the server is gone: drain all the same.
-            _ = draining.changed(), if !closing => {
-                closing = true;
-                connection.as_mut().graceful_shutdown();
-            }
-            () = idle.as_mut(), if !closing => {
-                let now = Instant::now();
-                match activity.idle_for(now) {
-                    Some(for_) if for_ >= idle_timeout => {
-                        tracing::debug!(%peer, "idle_timeout: closing the connection");
-                        closing = true;
-                        connection.as_mut().graceful_shutdown();
+}
+
+fn shed(peer: SocketAddr) {
+    tracing::debug!(%peer, "shed: the oldest stalled head, closed for a new connection");
+}
+
+/// Run `connection` to its end, asking it to finish gracefully when the server drains or when it
+/// has had no request in flight for `idle_timeout`, and closing it when `max_connections` sheds
+/// it before its first request head. Not an `async fn`, for the reason `serve` is not.
+#[allow(clippy::manual_async_fn)]
+fn drive<'a, C: Graceful>(
+    mut connection: Pin<&'a mut C>,
+    life: Life<'a>,
+    mut draining: watch::Receiver<bool>,
+) -> impl Future<Output = hyper::Result<()>> + 'a {
+    async move {
+        let Life {
+            peer,
+            activity,
+            registration,
+            idle_timeout,
+        } = life;
+        let mut idle = pin!(tokio::time::sleep(idle_timeout));
+        let mut closing = *draining.borrow_and_update();
+        if closing {
+            connection.as_mut().graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => return result,
+                // An error means the server is gone: drain all the same.
+                _ = draining.changed(), if !closing => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                () = idle.as_mut(), if !closing => {
+                    let now = Instant::now();
+                    match activity.idle_for(now) {
+                        Some(for_) if for_ >= idle_timeout => {
+                            tracing::debug!(%peer, "idle_timeout: closing the connection");
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
+                        Some(for_) => idle.as_mut().reset(now + (idle_timeout - for_)),
+                        None => idle.as_mut().reset(now + idle_timeout),
                     }
-                    Some(for_) => idle.as_mut().reset(now + (idle_timeout - for_)),
-                    None => idle.as_mut().reset(now + idle_timeout),
+                }
+                // Only while no request head has arrived: a head that completes just as the notice
+                // goes out keeps its connection (the newcomer then waits for a slot).
+                () = registration.shed(), if !activity.head_seen() => {
+                    if !activity.head_seen() {
+                        shed(peer);
+                        return Ok(());
+                    }
                 }
             }
         }
