@@ -78,8 +78,8 @@ pub(crate) async fn forward(
     let start = Instant::now();
     // `timeout` bounds the whole wait for the response head, connecting included; the connect
     // itself is bounded separately by `connect_timeout` inside the connector.
-    match tokio::time::timeout(up.timeout, live.pool.send(req)).await {
-        Ok(Ok((mut response, lease))) => {
+    match live.pool.send(req, up.timeout).await {
+        Ok((mut response, lease)) => {
             drop_length_beside_transfer_encoding(&mut response);
             Ok(Forwarded {
                 response,
@@ -87,12 +87,12 @@ pub(crate) async fn forward(
                 lease,
             })
         }
-        Ok(Err(e)) => Err(classify(&e)),
-        Err(_) => Err(ForwardError::Upstream {
+        Err(PoolError::TimedOut) => Err(ForwardError::Upstream {
             kind: UpstreamErrorKind::Timeout,
             timed_out: true,
             reason: format!("no response head within {:?}", up.timeout),
         }),
+        Err(e) => Err(classify(&e)),
     }
 }
 

@@ -182,8 +182,8 @@ pub(crate) fn set_forwarded(
         xff.extend_from_slice(v.as_bytes());
         xff.extend_from_slice(b", ");
     }
-    // Formatted straight into the header's buffer, which becomes the value without a copy.
-    let _ = std::io::Write::write_fmt(&mut xff, format_args!("{peer}"));
+    // Written straight into the header's buffer, which becomes the value without a copy.
+    push_ip(&mut xff, peer);
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         dst.insert(&X_FORWARDED_FOR, v);
     }
@@ -195,6 +195,26 @@ pub(crate) fn set_forwarded(
         Some(v) => dst.insert(&X_FORWARDED_HOST, v),
         None => dst.remove(&X_FORWARDED_HOST),
     };
+}
+
+/// `ip` as `Display` writes it. IPv4 by hand: `Display` goes through the formatter's padding
+/// machinery, about 1,000 instructions a forwarded request (a sixth of building it), where four
+/// `itoa` calls take 60.
+fn push_ip(buf: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf.push(b'.');
+                }
+                buf.extend_from_slice(digits.format(octet).as_bytes());
+            }
+        }
+        std::net::IpAddr::V6(_) => {
+            let _ = std::io::Write::write_fmt(buf, format_args!("{ip}"));
+        }
+    }
 }
 
 /// `host` as a header value: the request's own `Host` value when that is what `host` came from (a
@@ -216,6 +236,16 @@ mod tests {
             h.append(*n, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn a_peer_address_is_written_as_display_writes_it() {
+        for ip in ["0.0.0.0", "127.0.0.1", "10.20.255.9", "::1", "2001:db8::7", "::ffff:1.2.3.4"] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut buf = b"x, ".to_vec();
+            push_ip(&mut buf, ip);
+            assert_eq!(buf, format!("x, {ip}").into_bytes());
+        }
     }
 
     #[test]
