@@ -66,17 +66,21 @@ struct Connection {
 }
 
 impl Connection {
-    /// `fut`, unless `deadline` passes first.
-    async fn within<F: Future>(
-        timer: &mut Pin<Box<Sleep>>,
+    /// `fut`, unless `deadline` passes first. (Not an `async fn`: rustc would keep `fut` twice in
+    /// the state of every forwarded request.)
+    #[allow(clippy::manual_async_fn)]
+    fn within<'a, F: Future + 'a>(
+        timer: &'a mut Pin<Box<Sleep>>,
         deadline: Instant,
         fut: F,
-    ) -> Result<F::Output, PoolError> {
-        timer.as_mut().reset(deadline);
-        tokio::select! {
-            biased;
-            out = fut => Ok(out),
-            () = timer.as_mut() => Err(PoolError::TimedOut),
+    ) -> impl Future<Output = Result<F::Output, PoolError>> + 'a {
+        async move {
+            timer.as_mut().reset(deadline);
+            tokio::select! {
+                biased;
+                out = fut => Ok(out),
+                () = timer.as_mut() => Err(PoolError::TimedOut),
+            }
         }
     }
 }
@@ -136,31 +140,39 @@ impl Pool {
     /// response head, `timeout` at most, connecting included. A request that a reused connection
     /// closed before taking is sent again on a fresh connection: the upstream never saw it, and its
     /// keep-alive timeout can close an idle connection at any moment.
-    pub(crate) async fn send(
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn send(
         &self,
         req: Request<Incoming>,
         timeout: Duration,
-    ) -> Result<(Response<Incoming>, Lease), PoolError> {
-        let deadline = Instant::now() + timeout;
-        let (mut connection, reused) = match self.checkout(deadline).await? {
-            Some(connection) => (connection, true),
-            None => (self.connect(deadline).await?, false),
-        };
-        let Connection { sender, timer } = &mut connection;
-        let res = match Connection::within(timer, deadline, sender.try_send_request(req)).await? {
-            Ok(res) => res,
-            Err(mut e) => match e.take_message() {
-                Some(req) if reused => {
-                    connection = self.connect(deadline).await?;
-                    let Connection { sender, timer } = &mut connection;
-                    Connection::within(timer, deadline, sender.send_request(req))
-                        .await?
-                        .map_err(PoolError::Http)?
-                }
-                _ => return Err(PoolError::Http(e.into_error())),
-            },
-        };
-        Ok((res, Lease(connection)))
+    ) -> impl Future<Output = Result<(Response<Incoming>, Lease), PoolError>> + '_ {
+        // A function returning a future rather than an `async fn`, which would keep `req` twice
+        // in the state of every forwarded request; dialling is boxed, since it is rare and its
+        // state (the handshake) is larger than the rest together.
+        async move {
+            let deadline = Instant::now() + timeout;
+            let (mut connection, reused) = match self.checkout(deadline).await? {
+                Some(connection) => (connection, true),
+                None => (Box::pin(self.connect(deadline)).await?, false),
+            };
+            let Connection { sender, timer } = &mut connection;
+            let sent = sender.try_send_request(req);
+            let res = match Connection::within(timer, deadline, sent).await? {
+                Ok(res) => res,
+                Err(mut e) => match e.take_message() {
+                    Some(req) if reused => {
+                        connection = Box::pin(self.connect(deadline)).await?;
+                        let Connection { sender, timer } = &mut connection;
+                        let sent = sender.send_request(req);
+                        Connection::within(timer, deadline, sent)
+                            .await?
+                            .map_err(PoolError::Http)?
+                    }
+                    _ => return Err(PoolError::Http(e.into_error())),
+                },
+            };
+            Ok((res, Lease(connection)))
+        }
     }
 
     /// An idle connection that is still open, if there is one.
@@ -176,7 +188,11 @@ impl Pool {
             }
             // A connection comes back when its response body ended; hyper may still be finishing
             // that message, which takes no I/O, so this is ready at once or within a poll.
-            if sender.is_ready() || Connection::within(timer, deadline, sender.ready()).await?.is_ok() {
+            if sender.is_ready()
+                || Connection::within(timer, deadline, sender.ready())
+                    .await?
+                    .is_ok()
+            {
                 return Ok(Some(connection));
             }
         }

@@ -92,171 +92,183 @@ impl Proxy {
     }
 
     /// Handle one request. Never fails: every fault becomes a response.
-    pub(crate) async fn handle(self, req: Request<Incoming>) -> Response<ProxyBody> {
+    ///
+    /// A function returning a future rather than an `async fn`, here and in `forward`: rustc keeps
+    /// an `async fn`'s arguments twice in its state, and this state is allocated, and copied into
+    /// its allocation, once per request.
+    pub(crate) fn handle(
+        self,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send {
         let start = Instant::now();
-        let live = self.conn.shared.load_full();
         let (mut parts, body) = req.into_parts();
         let on_upgrade = parts.extensions.remove::<OnUpgrade>();
-        let observer = &self.conn.observer;
-        // From here on the request's path is its normalised form: routed on, logged and forwarded
-        // alike, so the upstream can never read it as a path that another route governs.
-        let admitted = target::normalize(&mut parts).and_then(|()| target::authority(&parts));
-        let host = admitted.ok().flatten();
-        let view = RequestView {
-            method: &parts.method,
-            scheme: self.conn.scheme,
-            host,
-            path: parts.uri.path(),
-            headers: &parts.headers,
-        };
-        let eval = match admitted {
-            Err(rejection) => Evaluation::Rejected(rejection),
-            Ok(_) => {
-                let eval = live.snapshot.evaluate(&view);
-                live.rate_limit(eval, &parts.headers, self.conn.peer.ip())
-            }
-        };
-        let mut rec = Record::new(&parts, host.map(|a| a.as_str()), start);
-        let too_large = || record::header_bytes(&parts.headers) > MAX_REQUEST_HEADER_BYTES;
-        let res = match &eval {
-            Evaluation::Rejected(rejection) => respond::rejected(*rejection),
-            Evaluation::NoRoute if too_large() => respond::headers_too_large(),
-            Evaluation::NoRoute => respond::no_route(),
-            Evaluation::RateLimited(routed, limited) => {
-                respond::rate_limited(&routed.decision, *limited)
-            }
-            Evaluation::Routed(routed) => {
-                let plan = routed.plan();
-                let decision = &routed.decision;
-                match plan {
-                    // A page can read the 431 when its origin is allowed.
-                    _ if too_large() => {
-                        let mut res = respond::headers_too_large();
-                        if let Plan::Forward(cors) = plan {
-                            cors.finish(decision, res.headers_mut());
-                        }
-                        res
-                    }
-                    Plan::Forward(cors) => match live.route(routed.route) {
-                        // Every compiled route has its run-time half; a 502 rather than a panic
-                        // keeps it that way should that ever break.
-                        None => respond::bad_gateway(),
-                        Some(live_route) => {
-                            if let Some(site) = routed.cross_site_report {
-                                observer.cross_site_report(&live_route.metrics, site);
+        async move {
+            let live = self.conn.shared.load_full();
+            let observer = &self.conn.observer;
+            // From here on the request's path is its normalised form: routed on, logged and forwarded
+            // alike, so the upstream can never read it as a path that another route governs.
+            let admitted = target::normalize(&mut parts).and_then(|()| target::authority(&parts));
+            let host = admitted.ok().flatten();
+            let view = RequestView {
+                method: &parts.method,
+                scheme: self.conn.scheme,
+                host,
+                path: parts.uri.path(),
+                headers: &parts.headers,
+            };
+            let eval = match admitted {
+                Err(rejection) => Evaluation::Rejected(rejection),
+                Ok(_) => {
+                    let eval = live.snapshot.evaluate(&view);
+                    live.rate_limit(eval, &parts.headers, self.conn.peer.ip())
+                }
+            };
+            let mut rec = Record::new(&parts, host.map(|a| a.as_str()), start);
+            let too_large = || record::header_bytes(&parts.headers) > MAX_REQUEST_HEADER_BYTES;
+            let res = match &eval {
+                Evaluation::Rejected(rejection) => respond::rejected(*rejection),
+                Evaluation::NoRoute if too_large() => respond::headers_too_large(),
+                Evaluation::NoRoute => respond::no_route(),
+                Evaluation::RateLimited(routed, limited) => {
+                    respond::rate_limited(&routed.decision, *limited)
+                }
+                Evaluation::Routed(routed) => {
+                    let plan = routed.plan();
+                    let decision = &routed.decision;
+                    match plan {
+                        // A page can read the 431 when its origin is allowed.
+                        _ if too_large() => {
+                            let mut res = respond::headers_too_large();
+                            if let Plan::Forward(cors) = plan {
+                                cors.finish(decision, res.headers_mut());
                             }
-                            let fwd = Forwarding {
-                                live_route,
-                                parts: &parts,
-                                route: routed.route,
-                                decision,
-                                cors,
-                                host: host.map(|a| a.as_str()),
-                            };
-                            self.forward(fwd, body, on_upgrade, &mut rec).await
+                            res
                         }
-                    },
-                    Plan::Preflight(status) => {
-                        let mut res = respond::preflight(status);
-                        write_cors_headers(plan, decision, res.headers_mut());
-                        res
-                    }
-                    Plan::Deny(reason) => {
-                        let mut res = respond::denied(reason);
-                        write_cors_headers(plan, decision, res.headers_mut());
-                        res
+                        Plan::Forward(cors) => match live.route(routed.route) {
+                            // Every compiled route has its run-time half; a 502 rather than a panic
+                            // keeps it that way should that ever break.
+                            None => respond::bad_gateway(),
+                            Some(live_route) => {
+                                if let Some(site) = routed.cross_site_report {
+                                    observer.cross_site_report(&live_route.metrics, site);
+                                }
+                                let fwd = Forwarding {
+                                    live_route,
+                                    parts: &parts,
+                                    route: routed.route,
+                                    decision,
+                                    cors,
+                                    host: host.map(|a| a.as_str()),
+                                };
+                                self.forward(fwd, body, on_upgrade, &mut rec).await
+                            }
+                        },
+                        Plan::Preflight(status) => {
+                            let mut res = respond::preflight(status);
+                            write_cors_headers(plan, decision, res.headers_mut());
+                            res
+                        }
+                        Plan::Deny(reason) => {
+                            let mut res = respond::denied(reason);
+                            write_cors_headers(plan, decision, res.headers_mut());
+                            res
+                        }
                     }
                 }
-            }
-        };
-        rec.finish(observer, &live, &eval, res)
+            };
+            rec.finish(observer, &live, &eval, res)
+        }
     }
 
     /// Forward to the route's upstream and fix up its response; upstream faults become 502/504.
-    async fn forward(
-        &self,
-        fwd: Forwarding<'_>,
+    #[allow(clippy::manual_async_fn)]
+    fn forward<'a, 'r: 'a>(
+        &'a self,
+        fwd: Forwarding<'a>,
         body: Incoming,
         on_upgrade: Option<OnUpgrade>,
-        rec: &mut Record<'_>,
-    ) -> Response<ProxyBody> {
-        let Forwarding {
-            parts,
-            route,
-            live_route,
-            decision,
-            cors,
-            host,
-        } = fwd;
-        let local_error = |mut res: Response<ProxyBody>| {
-            cors.finish(decision, res.headers_mut());
-            res
-        };
-        let upstream = &live_route.upstream;
-        let upgrade = on_upgrade.is_some()
-            && parts.version == Version::HTTP_11
-            && headers::wants_upgrade(&parts.headers);
-        let hop = Hop {
-            peer: self.conn.peer,
-            scheme: self.conn.scheme,
-            host,
-            upgrade,
-        };
-        let fwd = match forward::forward(upstream, route, parts, body, hop).await {
-            Ok(fwd) => fwd,
-            Err(e) => {
-                if let ForwardError::Upstream { kind, reason, .. } = &e {
-                    let why = std::io::Error::other(reason.as_str());
-                    self.conn
-                        .observer
-                        .upstream_failure(&upstream.metrics, *kind, Some(&why));
-                }
-                return local_error(match e {
-                    ForwardError::ClientBody { reason } => {
-                        tracing::info!(peer = %self.conn.peer, %reason, "malformed request body");
-                        respond::bad_request("malformed request body\n")
+        rec: &'a mut Record<'r>,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + use<'a, 'r> {
+        async move {
+            let Forwarding {
+                parts,
+                route,
+                live_route,
+                decision,
+                cors,
+                host,
+            } = fwd;
+            let local_error = |mut res: Response<ProxyBody>| {
+                cors.finish(decision, res.headers_mut());
+                res
+            };
+            let upstream = &live_route.upstream;
+            let upgrade = on_upgrade.is_some()
+                && parts.version == Version::HTTP_11
+                && headers::wants_upgrade(&parts.headers);
+            let hop = Hop {
+                peer: self.conn.peer,
+                scheme: self.conn.scheme,
+                host,
+                upgrade,
+            };
+            let fwd = match forward::forward(upstream, route, parts, body, hop).await {
+                Ok(fwd) => fwd,
+                Err(e) => {
+                    if let ForwardError::Upstream { kind, reason, .. } = &e {
+                        let why = std::io::Error::other(reason.as_str());
+                        self.conn
+                            .observer
+                            .upstream_failure(&upstream.metrics, *kind, Some(&why));
                     }
-                    ForwardError::Upstream {
-                        timed_out: true, ..
-                    } => respond::gateway_timeout(),
-                    _ => respond::bad_gateway(),
-                });
+                    return local_error(match e {
+                        ForwardError::ClientBody { reason } => {
+                            tracing::info!(peer = %self.conn.peer, %reason, "malformed request body");
+                            respond::bad_request("malformed request body\n")
+                        }
+                        ForwardError::Upstream {
+                            timed_out: true, ..
+                        } => respond::gateway_timeout(),
+                        _ => respond::bad_gateway(),
+                    });
+                }
+            };
+            let forward::Forwarded {
+                response: mut res,
+                latency,
+                lease,
+            } = fwd;
+            rec.upstream_latency = Some(latency);
+            let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
+            let tunnel = match on_upgrade {
+                Some(client) if switching && upgrade => Some(client),
+                // A 101 the client did not ask for cannot be relayed.
+                _ if switching => return local_error(respond::bad_gateway()),
+                _ => None,
+            };
+            if cors == Cors::Report {
+                if let Some(m) = crate::policy::mismatch(decision, res.headers()) {
+                    self.conn.observer.mismatch(&live_route.metrics, &m);
+                }
             }
-        };
-        let forward::Forwarded {
-            response: mut res,
-            latency,
-            lease,
-        } = fwd;
-        rec.upstream_latency = Some(latency);
-        let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
-        let tunnel = match on_upgrade {
-            Some(client) if switching && upgrade => Some(client),
-            // A 101 the client did not ask for cannot be relayed.
-            _ if switching => return local_error(respond::bad_gateway()),
-            _ => None,
-        };
-        if cors == Cors::Report {
-            if let Some(m) = crate::policy::mismatch(decision, res.headers()) {
-                self.conn.observer.mismatch(&live_route.metrics, &m);
+            headers::strip_response_hop_by_hop(res.headers_mut(), switching);
+            cors.finish(decision, res.headers_mut());
+            if let Some(client) = tunnel {
+                let upstream = hyper::upgrade::on(&mut res);
+                upgrade::spawn_tunnel(client, upstream, Arc::clone(&self.conn));
+                // The connection is the tunnel now: never back to the pool.
+                drop(lease);
+                return res.map(|_| ProxyBody::empty());
             }
+            let (head, body) = res.into_parts();
+            let exchange = body::Exchange {
+                lease,
+                observer: Arc::clone(&self.conn.observer),
+                upstream: Arc::clone(upstream),
+            };
+            Response::from_parts(head, ProxyBody::upstream(body, exchange))
         }
-        headers::strip_response_hop_by_hop(res.headers_mut(), switching);
-        cors.finish(decision, res.headers_mut());
-        if let Some(client) = tunnel {
-            let upstream = hyper::upgrade::on(&mut res);
-            upgrade::spawn_tunnel(client, upstream, Arc::clone(&self.conn));
-            // The connection is the tunnel now: never back to the pool.
-            drop(lease);
-            return res.map(|_| ProxyBody::empty());
-        }
-        let (head, body) = res.into_parts();
-        let exchange = body::Exchange {
-            lease,
-            observer: Arc::clone(&self.conn.observer),
-            upstream: Arc::clone(upstream),
-        };
-        Response::from_parts(head, ProxyBody::upstream(body, exchange))
     }
 }
 

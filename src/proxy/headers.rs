@@ -240,7 +240,14 @@ mod tests {
 
     #[test]
     fn a_peer_address_is_written_as_display_writes_it() {
-        for ip in ["0.0.0.0", "127.0.0.1", "10.20.255.9", "::1", "2001:db8::7", "::ffff:1.2.3.4"] {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "::1",
+            "2001:db8::7",
+            "::ffff:1.2.3.4",
+        ] {
             let ip: std::net::IpAddr = ip.parse().unwrap();
             let mut buf = b"x, ".to_vec();
             push_ip(&mut buf, ip);
