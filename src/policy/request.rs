@@ -357,20 +357,24 @@ mod tests {
     use crate::policy::SEC_FETCH_SITE;
     use http::header::ORIGIN;
 
+    /// What the walk finds in `h` on a request with method `m`.
+    fn scan<'a>(m: &'a Method, h: &'a HeaderMap) -> CorsRequestHeaders<'a> {
+        RequestView {
+            method: m,
+            scheme: Scheme::Http,
+            host: None,
+            path: "/",
+            headers: h,
+        }
+        .cors_headers()
+    }
+
     fn names(lines: &[&str]) -> Vec<Result<String, AcrhError>> {
         let mut h = HeaderMap::new();
         for l in lines {
             h.append(&ACRH, HeaderValue::from_str(l).unwrap());
         }
-        let m = Method::OPTIONS;
-        let v = RequestView {
-            method: &m,
-            scheme: Scheme::Http,
-            host: None,
-            path: "/",
-            headers: &h,
-        };
-        v.cors_headers()
+        scan(&Method::OPTIONS, &h)
             .request_headers()
             .map(|r| r.map(str::to_owned))
             .collect()
@@ -413,14 +417,7 @@ mod tests {
             );
         }
         let m = Method::OPTIONS;
-        let view = RequestView {
-            method: &m,
-            scheme: Scheme::Http,
-            host: None,
-            path: "/",
-            headers: &h,
-        };
-        let found = view.cors_headers();
+        let found = scan(&m, &h);
         assert!(matches!(found.origin(), OriginHeader::One(v) if v == "https://a.example"));
         // The first of several, as `HeaderMap::get` answers.
         assert_eq!(found.request_method(), h.get(&ACRM));
@@ -432,14 +429,7 @@ mod tests {
         assert_eq!(found.request_headers().count(), 0);
         h.append(ORIGIN, HeaderValue::from_static("https://b.example"));
         h.remove(UPGRADE);
-        let view = RequestView {
-            method: &m,
-            scheme: Scheme::Http,
-            host: None,
-            path: "/",
-            headers: &h,
-        };
-        let found = view.cors_headers();
+        let found = scan(&m, &h);
         assert!(matches!(found.origin(), OriginHeader::Several));
         assert!(!found.is_websocket());
     }
@@ -450,17 +440,8 @@ mod tests {
         h.insert(ORIGIN, HeaderValue::from_static("https://a.example"));
         let opt = Method::OPTIONS;
         let get = Method::GET;
-        fn mk<'a>(m: &'a Method, h: &'a HeaderMap) -> RequestView<'a> {
-            RequestView {
-                method: m,
-                scheme: Scheme::Http,
-                host: None,
-                path: "/",
-                headers: h,
-            }
-        }
         fn preflight(m: &Method, h: &HeaderMap) -> bool {
-            mk(m, h).cors_headers().is_preflight(m)
+            scan(m, h).is_preflight(m)
         }
         assert!(!preflight(&opt, &h));
         h.insert(&ACRM, HeaderValue::from_static("PUT"));
