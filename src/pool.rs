@@ -59,7 +59,8 @@ impl PoolError {
 /// does with one atomic operation while the timer is still armed. A timer per request (`timeout`)
 /// was registered in tokio's timer wheel and removed again, under the wheel's lock both times:
 /// about 2,000 instructions of a forwarded request. The price: an armed timer that nobody awaits
-/// any more fires at its deadline and wakes the task that last waited on it once, for nothing.
+/// any more fires at its deadline and wakes the task that last waited on it once, for nothing, and
+/// until then holds that task's allocation (bounded by the idle connections, `MAX_IDLE`).
 struct Connection {
     sender: SendRequest<Incoming>,
     timer: Pin<Box<Sleep>>,
