@@ -138,6 +138,27 @@ fn push_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+fn needs_any_escape(s: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte of `x` is zero: the classic test, exact for the "any byte" question.
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let mut chunks = s.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_ne_bytes(word);
+        // Bytes below 0x20 are those whose top three bits are all clear.
+        let control = has_zero(w & u64::from_ne_bytes([0xe0; 8]));
+        let quote = has_zero(w ^ u64::from_ne_bytes([b'"'; 8]));
+        let backslash = has_zero(w ^ u64::from_ne_bytes([b'\\'; 8]));
+        if control | quote | backslash {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| needs_escape(b))
+}
+
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
@@ -146,7 +167,10 @@ fn needs_escape(b: u8) -> bool {
 /// else, non-ASCII included, may be written as it is. Nearly every value needs no escape at all,
 /// which one pass over the bytes finds; only then is the string walked escape by escape.
 fn push_escaped(out: &mut String, s: &str) {
-    if !s.bytes().any(needs_escape) {
+    // Eight bytes a step: a byte needs escaping when it is below 0x20, or equals `"` or `\`,
+    // which three word-wide tests find for all eight at once (byte by byte, the scan was 1,400
+    // instructions of an access line).
+    if !needs_any_escape(s.as_bytes()) {
         out.push_str(s);
         return;
     }
@@ -221,6 +245,23 @@ mod tests {
         let mut s = String::new();
         f(&mut s);
         s
+    }
+
+    #[test]
+    fn the_word_wide_scan_finds_every_byte_that_needs_escaping() {
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut s = vec![b'a'; len];
+                    s[at] = b;
+                    assert_eq!(
+                        needs_any_escape(&s),
+                        needs_escape(b),
+                        "{b:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
