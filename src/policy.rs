@@ -268,12 +268,12 @@ pub(crate) fn decide<'a>(
     policy: &'a Policy,
     own_origins: &[Origin],
     req: &RequestView<'a>,
+    found: &CorsRequestHeaders<'a>,
 ) -> Decision<'a> {
     let own = &policy.non_cors;
-    let found = req.cors_headers();
     // Fetch Metadata comes first: a cross-site `<img>` or `<script>` load sends no Origin.
     if policy.cross_site == FetchMetadata::Enforce {
-        if let Some(site) = cross_site_refusal(policy, req, &found) {
+        if let Some(site) = cross_site_refusal(policy, req, found) {
             return Decision::Denied(Denial {
                 reason: DenialReason::CrossSiteRequest,
                 detail: site.to_str().unwrap_or("cross-site"),
@@ -335,7 +335,7 @@ pub(crate) fn decide<'a>(
         }
     };
     if preflight {
-        return decide_preflight(policy, &found, value, rule);
+        return decide_preflight(policy, found, value, rule);
     }
     if !websocket && !policy.spec.methods.allows(req.method.as_str()) {
         return deny(DenialReason::MethodNotAllowed, req.method.as_str());

@@ -111,11 +111,13 @@ impl Snapshot {
             return Evaluation::NoRoute;
         };
         let policy = &self.policies[route.policy];
+        // One walk over the request's headers for both rules.
+        let found = req.cors_headers();
         Evaluation::Routed(Routed {
             route,
             policy,
-            decision: decide(policy, &route.own_origins, req),
-            cross_site_report: cross_site_report(policy, req),
+            decision: decide(policy, &route.own_origins, req, &found),
+            cross_site_report: cross_site_report(policy, req, &found),
             rate_limit: self.rate_limit(route),
         })
     }

@@ -78,9 +78,13 @@ pub(crate) fn cross_site_refusal<'a>(
 /// `fetch_metadata = "report"`, or under `"enforce"` with `enforcement = "report-only"` (which
 /// never refuses). Carried in the evaluation, so that the proxy and `explain` name the value
 /// without looking it up again.
-pub(crate) fn cross_site_report<'a>(policy: &Policy, req: &RequestView<'a>) -> Option<&'a str> {
+pub(crate) fn cross_site_report<'a>(
+    policy: &Policy,
+    req: &RequestView<'a>,
+    found: &CorsRequestHeaders<'a>,
+) -> Option<&'a str> {
     if policy.cross_site != FetchMetadata::Report {
         return None;
     }
-    cross_site_refusal(policy, req, &req.cors_headers()).map(|site| site.to_str().unwrap_or(""))
+    cross_site_refusal(policy, req, found).map(|site| site.to_str().unwrap_or(""))
 }

@@ -153,7 +153,7 @@ mod tests {
             path: "/",
             headers: h,
         };
-        plan(&decide(&p, &[], &view), &p)
+        plan(&decide(&p, &[], &view, &view.cors_headers()), &p)
     }
 
     #[test]
@@ -207,7 +207,7 @@ mod tests {
             path: "/",
             headers: &h,
         };
-        let d = decide(&p, &[], &view);
+        let d = decide(&p, &[], &view, &view.cors_headers());
         let mut res = HeaderMap::new();
         res.append(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         res.append(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("x"));
@@ -249,17 +249,20 @@ mod tests {
         );
         let none = HeaderMap::new();
 
-        let d = decide(&p, &[], &view(&allowed));
+        let v = view(&allowed);
+        let d = decide(&p, &[], &v, &v.cors_headers());
         assert_eq!(mismatch(&d, &echo), None);
         let m = mismatch(&d, &none).unwrap();
         assert!(
             m.contains("upstream Access-Control-Allow-Origin: none"),
             "{m}"
         );
-        let d = decide(&p, &[], &view(&denied));
+        let v = view(&denied);
+        let d = decide(&p, &[], &v, &v.cors_headers());
         assert_eq!(mismatch(&d, &none), None);
         assert!(mismatch(&d, &star).unwrap().contains("\"*\""));
-        let d = decide(&p, &[], &view(&none));
+        let v = view(&none);
+        let d = decide(&p, &[], &v, &v.cors_headers());
         assert_eq!(mismatch(&d, &star), None);
     }
 }
